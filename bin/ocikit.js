@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+// ocikit command-line entry. Checks the Node.js version before loading anything that needs it.
+const [major, minor] = process.versions.node.split('.').map(Number)
+if (major < 22 || (major === 22 && minor < 15)) {
+  process.stderr.write(
+    `ocikit: needs Node.js >= 22.15 (this is ${process.versions.node}); run it through npx or npm run, which use the project's pinned Node\n`,
+  )
+  process.exit(1)
+}
+await import('../dist/cli/main.js')

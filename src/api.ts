@@ -1,0 +1,86 @@
+/**
+ * The verbs of the public API. Each takes an image name in the one naming scheme
+ * (`oci:DIR:TAG`, registry references, …) and does one job; the CLI is a thin shell over these.
+ */
+import { OcikitError } from './errors.ts'
+import { currentPlatform, selectPlatform } from './image/platform.ts'
+import type { Image, ImageOrIndex, IoOptions } from './image/types.ts'
+import { formatName, isLayoutTag, parseName } from './name/parse.ts'
+import type { Descriptor, Platform } from './spec/schemas.ts'
+import type { FsckReport } from './stores/layout/fsck.ts'
+import { type GcOptions, type GcReport, gcLayout } from './stores/layout/gc.ts'
+import { OciLayout } from './stores/layout/layout.ts'
+import type { LayoutEntry, LayoutWriteOptions } from './stores/layout/store.ts'
+import { storeFor } from './stores/open.ts'
+
+/** Options of {@link read}. */
+export interface ReadOptions extends IoOptions {
+  /** When the name resolves to an index, return the image for this platform instead. */
+  platform?: Platform | undefined
+}
+
+/** A lazy view of the image or index a name refers to; with `platform`, always an image. */
+export async function read(name: string, o: ReadOptions = {}): Promise<ImageOrIndex> {
+  const store = storeFor(parseName(name))
+  const x = await store.read(o)
+  if (o.platform && x.kind === 'index') return selectPlatform(x, o.platform, store.name)
+  return x
+}
+
+/** The image a name refers to, choosing from an index by `platform` (default: this machine's). */
+export async function readImage(name: string, o: ReadOptions = {}): Promise<Image> {
+  const x = await read(name, { ...o, platform: o.platform ?? currentPlatform() })
+  if (x.kind !== 'image') throw new OcikitError('INVALID_MANIFEST', `${name}: not an image`)
+  return x
+}
+
+/** Options of {@link write}. */
+export type WriteOptions = LayoutWriteOptions
+
+/** Writes an image or index to the store a name refers to, tagging it as the name says. Returns its descriptor. */
+export async function write(name: string, x: ImageOrIndex, o: WriteOptions = {}): Promise<Descriptor> {
+  return storeFor(parseName(name)).write(x, o)
+}
+
+/** Options of {@link copy}. */
+export interface CopyOptions extends WriteOptions {
+  /** Copy only the image for this platform out of an index. */
+  platform?: Platform | undefined
+}
+
+/** Copies an image or a whole index from one store to another; digests stay identical. */
+export async function copy(src: string, dst: string, o: CopyOptions = {}): Promise<Descriptor> {
+  const dstStore = storeFor(parseName(dst))
+  const x = await read(src, o)
+  return dstStore.write(x, o)
+}
+
+/** The entries (tags and digests) of a store. */
+export async function list(name: string): Promise<LayoutEntry[]> {
+  return storeFor(parseName(name)).list()
+}
+
+/** Gives the image a name refers to another tag in the same store. */
+export async function tag(name: string, newTag: string): Promise<Descriptor> {
+  const n = parseName(name)
+  if (!isLayoutTag(newTag)) throw new OcikitError('INVALID_NAME', `invalid tag '${newTag}' (letters, digits and - . _ : @ + / between them)`)
+  return storeFor(n).tag(newTag)
+}
+
+/** Removes the tag a name carries; the blobs stay until gc. */
+export async function untag(name: string): Promise<Descriptor> {
+  return storeFor(parseName(name)).untag()
+}
+
+/** Checks a store: every reachable blob present and hashing to its name, every document valid. */
+export async function fsck(name: string, o: { signal?: AbortSignal } = {}): Promise<FsckReport> {
+  return storeFor(parseName(name)).fsck(o)
+}
+
+/** Removes unreachable blobs from an OCI layout (`oci:DIR`). */
+export async function gc(name: string, o: GcOptions = {}): Promise<GcReport> {
+  const n = parseName(name)
+  if (n.transport !== 'oci') throw new OcikitError('NOT_SUPPORTED', `${formatName(n)}: gc works on OCI layouts (oci:DIR)`)
+  if (n.tag !== undefined || n.digest !== undefined) throw new OcikitError('INVALID_NAME', `${formatName(n)}: gc works on a whole layout; name it as oci:DIR`)
+  return gcLayout(await OciLayout.open(n.path), o)
+}

@@ -1,0 +1,188 @@
+/**
+ * Lazy views over any place that holds blobs. A store supplies a {@link BlobSource};
+ * these views turn it into Images, Layers and ImageIndexes that read only on demand
+ * and verify every byte against its digest.
+ */
+import { pipeline, type Readable } from 'node:stream'
+import { type Digest, verifyingStream } from '../digest.ts'
+import { OcikitError } from '../errors.ts'
+import { compressionOf, decompressor } from '../layer/compression.ts'
+import { isIndexType, isManifestType } from '../spec/media-types.ts'
+import type { Descriptor, ImageConfig, Index, Manifest } from '../spec/schemas.ts'
+import { parseImageConfig, parseManifestOrIndex } from '../spec/validate.ts'
+import type { Image, ImageIndex, ImageOrIndex, IoOptions, Layer } from './types.ts'
+
+/** Where views get their bytes. Implementations verify what they return against the descriptor. */
+export interface BlobSource {
+  /** Names the source in messages, e.g. `oci:./out`. */
+  readonly name: string
+  /** A stream of the blob, failing at its end if the bytes do not match `d`. */
+  openBlob(d: Descriptor, o?: IoOptions): Promise<Readable>
+  /** The whole blob, verified, for small documents (capped at 4 MiB). */
+  readBlob(d: Descriptor, o?: IoOptions): Promise<Uint8Array>
+}
+
+/** Pipes `src` through `steps`, returning the last stream; an error anywhere fails the last stream. */
+export function chain(src: Readable, ...steps: NodeJS.ReadWriteStream[]): Readable {
+  if (steps.length === 0) return src
+  return pipeline([src, ...steps] as unknown as [Readable, NodeJS.WritableStream], () => {}) as unknown as Readable
+}
+
+/** A layer backed by a blob in a source. `diffId` comes from the image config. */
+export class BlobLayer implements Layer {
+  readonly mediaType: string
+  readonly #src: BlobSource
+  readonly #desc: Descriptor
+  readonly #diffId: () => Promise<Digest>
+  constructor(src: BlobSource, desc: Descriptor, diffId: () => Promise<Digest>) {
+    this.#src = src
+    this.#desc = structuredClone(desc)
+    this.mediaType = desc.mediaType
+    this.#diffId = diffId
+  }
+  /** A copy of the descriptor this layer was made from (keeps urls and annotations). */
+  descriptor(): Descriptor {
+    return structuredClone(this.#desc)
+  }
+  async digest(): Promise<Digest> {
+    return this.#desc.digest
+  }
+  diffId(): Promise<Digest> {
+    return this.#diffId()
+  }
+  async size(): Promise<number> {
+    return this.#desc.size
+  }
+  compressed(o?: IoOptions): Promise<Readable> {
+    return this.#src.openBlob(this.#desc, o)
+  }
+  async uncompressed(o?: IoOptions): Promise<Readable> {
+    const c = compressionOf(this.mediaType)
+    const blob = await this.compressed(o)
+    const diffId = await this.diffId()
+    return chain(blob, decompressor(c), verifyingStream({ digest: diffId }, `${this.#src.name} layer ${this.#desc.digest} (uncompressed)`))
+  }
+}
+
+function once<T>(f: () => Promise<T>): () => Promise<T> {
+  let p: Promise<T> | undefined
+  return () => {
+    if (!p) {
+      p = f()
+      p.catch(() => {
+        p = undefined
+      })
+    }
+    return p
+  }
+}
+
+/** An image view over a source, given its verified manifest bytes. */
+export class SourceImage implements Image {
+  readonly kind = 'image' as const
+  readonly #src: BlobSource
+  readonly #raw: Uint8Array
+  readonly #digest: Digest
+  readonly #mediaType: string
+  readonly #manifest: Manifest
+  readonly #config: () => Promise<{ raw: Uint8Array; parsed: ImageConfig }>
+  constructor(src: BlobSource, raw: Uint8Array, digest: Digest, mediaType: string, manifest: Manifest) {
+    this.#src = src
+    this.#raw = raw
+    this.#digest = digest
+    this.#mediaType = mediaType
+    this.#manifest = manifest
+    this.#config = once(async () => {
+      const raw = await src.readBlob(manifest.config)
+      return { raw, parsed: parseImageConfig(raw, `${src.name} config ${manifest.config.digest}`) }
+    })
+  }
+  async mediaType(): Promise<string> {
+    return this.#mediaType
+  }
+  async manifest(): Promise<Manifest> {
+    return structuredClone(this.#manifest)
+  }
+  async rawManifest(): Promise<Uint8Array> {
+    return new Uint8Array(this.#raw)
+  }
+  async digest(): Promise<Digest> {
+    return this.#digest
+  }
+  async config(): Promise<ImageConfig> {
+    return structuredClone((await this.#config()).parsed)
+  }
+  async rawConfig(): Promise<Uint8Array> {
+    return new Uint8Array((await this.#config()).raw)
+  }
+  async layers(): Promise<Layer[]> {
+    return this.#manifest.layers.map(
+      (d, i) =>
+        new BlobLayer(this.#src, d, async () => {
+          const ids = (await this.#config()).parsed.rootfs.diff_ids
+          const id = ids[i]
+          if (id === undefined || ids.length !== this.#manifest.layers.length) {
+            throw new OcikitError(
+              'INVALID_CONFIG',
+              `${this.#src.name} image ${this.#digest}: config has ${ids.length} diff_ids for ${this.#manifest.layers.length} layers`,
+            )
+          }
+          return id
+        }),
+    )
+  }
+}
+
+/** An index view over a source, given its verified manifest bytes. */
+export class SourceIndex implements ImageIndex {
+  readonly kind = 'index' as const
+  readonly #src: BlobSource
+  readonly #raw: Uint8Array
+  readonly #digest: Digest
+  readonly #mediaType: string
+  readonly #index: Index
+  constructor(src: BlobSource, raw: Uint8Array, digest: Digest, mediaType: string, index: Index) {
+    this.#src = src
+    this.#raw = raw
+    this.#digest = digest
+    this.#mediaType = mediaType
+    this.#index = index
+  }
+  async mediaType(): Promise<string> {
+    return this.#mediaType
+  }
+  async manifest(): Promise<Index> {
+    return structuredClone(this.#index)
+  }
+  async rawManifest(): Promise<Uint8Array> {
+    return new Uint8Array(this.#raw)
+  }
+  async digest(): Promise<Digest> {
+    return this.#digest
+  }
+  #entry(d: Digest): Descriptor {
+    const e = this.#index.manifests.find((m) => m.digest === d)
+    if (!e) throw new OcikitError('MANIFEST_UNKNOWN', `${this.#src.name}: index ${this.#digest} has no entry ${d}`)
+    return e
+  }
+  async image(d: Digest): Promise<Image> {
+    const v = await openView(this.#src, this.#entry(d))
+    if (v.kind !== 'image') throw new OcikitError('INVALID_MANIFEST', `${this.#src.name}: ${d} is an index, not an image`)
+    return v
+  }
+  async index(d: Digest): Promise<ImageIndex> {
+    const v = await openView(this.#src, this.#entry(d))
+    if (v.kind !== 'index') throw new OcikitError('INVALID_MANIFEST', `${this.#src.name}: ${d} is an image, not an index`)
+    return v
+  }
+}
+
+/** Reads, verifies and validates the manifest a descriptor names, and returns its view. */
+export async function openView(src: BlobSource, d: Descriptor, o?: IoOptions): Promise<ImageOrIndex> {
+  if (!isManifestType(d.mediaType) && !isIndexType(d.mediaType)) {
+    throw new OcikitError('UNSUPPORTED_MEDIA_TYPE', `${src.name}: ${d.digest} has media type '${d.mediaType}', not an image manifest or index`)
+  }
+  const raw = await src.readBlob(d, o)
+  const p = parseManifestOrIndex(raw, `${src.name} manifest ${d.digest}`, d.mediaType)
+  return p.kind === 'image' ? new SourceImage(src, raw, d.digest, p.mediaType, p.manifest) : new SourceIndex(src, raw, d.digest, p.mediaType, p.index)
+}

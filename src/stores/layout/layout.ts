@@ -1,0 +1,289 @@
+/**
+ * An OCI image layout directory: `oci-layout`, `index.json` and `blobs/<alg>/<hex>`.
+ *
+ * Blobs are written through a hasher into a temp file beside their final place and
+ * renamed only after digest and size match. `index.json` is changed under a lock and
+ * replaced atomically, so concurrent writers (other processes too) lose nothing.
+ */
+import { randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import lockfile from 'proper-lockfile'
+import { type Digest, DigestingStream, digestAlgorithm, digestHex, type Expected, parseDigest, verifyBytes, verifyingStream } from '../../digest.ts'
+import { DigestMismatchError, InvalidDocumentError, isErrno, NotFoundError, OcikitError, SizeMismatchError } from '../../errors.ts'
+import type { IoOptions } from '../../image/types.ts'
+import type { BlobSource } from '../../image/view.ts'
+import { canonicalJson } from '../../spec/canonical.ts'
+import { MediaType } from '../../spec/media-types.ts'
+import { type Descriptor, type Index, indexSchema, ociLayoutSchema } from '../../spec/schemas.ts'
+import { checkSchema, MAX_DOCUMENT_SIZE, parseJsonBytes } from '../../spec/validate.ts'
+
+/** The annotation that holds a tag in `index.json`. */
+export const REF_NAME = 'org.opencontainers.image.ref.name'
+const LAYOUT_VERSION = '1.0.0'
+/** Largest `index.json` accepted (it lists every tag, so it may exceed a manifest). */
+const MAX_INDEX_JSON = 64 * 1024 * 1024
+/** Prefix of temp files inside `blobs/<alg>/`; fsck and gc know to skip them. */
+export const TEMP_PREFIX = '.tmp-'
+
+/** Result of writing a blob. */
+export interface WrittenBlob {
+  digest: Digest
+  size: number
+  /** True when the layout already had the blob and nothing was written. */
+  existed: boolean
+}
+
+/** An OCI image layout on disk. Obtain one with {@link OciLayout.open} or {@link OciLayout.create}. */
+export class OciLayout implements BlobSource {
+  /** Absolute path of the layout directory. */
+  readonly dir: string
+  /** `oci:DIR`, for messages. */
+  readonly name: string
+  private constructor(dir: string) {
+    this.dir = path.resolve(dir)
+    this.name = `oci:${dir}`
+  }
+
+  /** Opens an existing layout; throws INVALID_LAYOUT naming the file when it is not one. */
+  static async open(dir: string): Promise<OciLayout> {
+    const l = new OciLayout(dir)
+    await l.#checkLayoutFile()
+    await l.readIndex()
+    return l
+  }
+
+  /**
+   * Opens a layout, creating it when `dir` is missing or empty. A non-empty directory that is
+   * not a layout is refused (INVALID_LAYOUT) and left untouched.
+   */
+  static async create(dir: string): Promise<OciLayout> {
+    const l = new OciLayout(dir)
+    let entries: string[] = []
+    try {
+      entries = await fs.readdir(l.dir)
+    } catch (e) {
+      if (!isErrno(e, 'ENOENT')) throw e
+    }
+    if (entries.length > 0 && !entries.includes('oci-layout')) {
+      throw new InvalidDocumentError('INVALID_LAYOUT', l.name, [
+        `${l.dir} exists, is not empty and has no oci-layout file: not an OCI layout; refusing to write into it`,
+      ])
+    }
+    if (entries.length > 0) return OciLayout.open(dir)
+    await fs.mkdir(path.join(l.dir, 'blobs', 'sha256'), { recursive: true })
+    await l.#writeFileAtomic('oci-layout', Buffer.from(`${JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION })}\n`), true)
+    await l.#writeFileAtomic('index.json', canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }), true)
+    return l
+  }
+
+  async #checkLayoutFile(): Promise<void> {
+    const file = path.join(this.dir, 'oci-layout')
+    let bytes: Uint8Array
+    try {
+      bytes = await fs.readFile(file)
+    } catch (e) {
+      if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) {
+        throw new InvalidDocumentError('INVALID_LAYOUT', this.name, [`${file} is missing: not an OCI layout`], { cause: e })
+      }
+      throw e
+    }
+    const doc = checkSchema(ociLayoutSchema, parseJsonBytes(bytes, file, 'INVALID_LAYOUT', 64 * 1024), 'oci-layout', file, 'INVALID_LAYOUT')
+    if (!doc.imageLayoutVersion.startsWith('1.')) {
+      throw new InvalidDocumentError('INVALID_LAYOUT', file, [`imageLayoutVersion '${doc.imageLayoutVersion}' is not supported (only 1.x)`])
+    }
+  }
+
+  /** Path of a blob, for a validated digest. The digest is re-checked so no string can escape `blobs/`. */
+  blobPath(digest: Digest): string {
+    const d = parseDigest(digest)
+    return path.join(this.dir, 'blobs', digestAlgorithm(d), digestHex(d))
+  }
+
+  /** True when the blob is present (and, when `size` is given, has that size). */
+  async hasBlob(digest: Digest, size?: number): Promise<boolean> {
+    try {
+      const st = await fs.stat(this.blobPath(digest))
+      return st.isFile() && (size === undefined || st.size === size)
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return false
+      throw e
+    }
+  }
+
+  #missing(digest: Digest, cause: unknown): NotFoundError {
+    return new NotFoundError('BLOB_UNKNOWN', `${this.name}: blob ${digest} is missing (${path.relative(this.dir, this.blobPath(digest))})`, { cause })
+  }
+
+  /** A stream of a blob, verified against `d` as it is read. Throws BLOB_UNKNOWN if absent. */
+  async openBlob(d: Descriptor, o?: IoOptions): Promise<Readable> {
+    let fh: fs.FileHandle
+    try {
+      fh = await fs.open(this.blobPath(d.digest), 'r')
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) throw this.#missing(d.digest, e)
+      throw e
+    }
+    const file = fh.createReadStream({ highWaterMark: 1 << 20, signal: o?.signal })
+    const verify = verifyingStream(d, `${this.name} blob ${d.digest}`)
+    file.on('error', (e) => verify.destroy(e))
+    return file.pipe(verify)
+  }
+
+  /** A whole small blob (manifest, config), verified; over 4 MiB is refused before reading. */
+  async readBlob(d: Descriptor, _o?: IoOptions): Promise<Uint8Array> {
+    return this.readBlobByDigest(d.digest, d.size)
+  }
+
+  /** Like {@link readBlob} for a blob whose size is not known beforehand (still capped at 4 MiB). */
+  async readBlobByDigest(digest: Digest, size?: number): Promise<Uint8Array> {
+    const what = `${this.name} blob ${digest}`
+    if (size !== undefined && size > MAX_DOCUMENT_SIZE) {
+      throw new OcikitError('TOO_LARGE', `${what} is ${size} bytes, over the ${MAX_DOCUMENT_SIZE}-byte document limit`)
+    }
+    let bytes: Buffer
+    try {
+      const fh = await fs.open(this.blobPath(digest), 'r')
+      try {
+        const st = await fh.stat()
+        if (size !== undefined && st.size !== size) throw new SizeMismatchError(what, size, st.size)
+        if (st.size > MAX_DOCUMENT_SIZE) throw new OcikitError('TOO_LARGE', `${what} is ${st.size} bytes, over the ${MAX_DOCUMENT_SIZE}-byte document limit`)
+        bytes = await fh.readFile()
+      } finally {
+        await fh.close()
+      }
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) throw this.#missing(digest, e)
+      throw e
+    }
+    verifyBytes(bytes, { digest, size }, what)
+    return bytes
+  }
+
+  /**
+   * Writes a blob: streams `data` through a hasher into a temp file in `blobs/<alg>/`, checks
+   * digest and size against `expected` (when given), then renames it into place. A blob that is
+   * already present is not written again (its mtime is refreshed so gc's grace period covers it).
+   * On any failure the temp file is removed and nothing else changes.
+   */
+  async writeBlob(data: Readable | Uint8Array, expected?: Expected, o?: IoOptions): Promise<WrittenBlob> {
+    if (expected && (await this.hasBlob(expected.digest, expected.size))) {
+      if (data instanceof Readable) data.destroy()
+      const p = this.blobPath(expected.digest)
+      const now = new Date()
+      await fs.utimes(p, now, now).catch(() => {})
+      return { digest: expected.digest, size: (await fs.stat(p)).size, existed: true }
+    }
+    const alg = expected ? digestAlgorithm(expected.digest) : 'sha256'
+    const dir = path.join(this.dir, 'blobs', alg)
+    await fs.mkdir(dir, { recursive: true })
+    const tmp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
+    const hasher = new DigestingStream(alg)
+    try {
+      const input = data instanceof Readable ? data : Readable.from([Buffer.from(data)])
+      await pipeline(input, hasher, createWriteStream(tmp, { flush: true }), { signal: o?.signal })
+      const what = `${this.name}: blob ${expected?.digest ?? hasher.digest}`
+      if (expected?.size !== undefined && hasher.size !== expected.size) throw new SizeMismatchError(what, expected.size, hasher.size)
+      if (expected && hasher.digest !== expected.digest) throw new DigestMismatchError(what, expected.digest, hasher.digest)
+      await fs.rename(tmp, this.blobPath(hasher.digest))
+    } catch (e) {
+      await fs.rm(tmp, { force: true })
+      throw e
+    }
+    return { digest: hasher.digest, size: hasher.size, existed: false }
+  }
+
+  /** The parsed, validated `index.json`. */
+  async readIndex(): Promise<Index> {
+    const file = path.join(this.dir, 'index.json')
+    let bytes: Uint8Array
+    try {
+      bytes = await fs.readFile(file)
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) throw new InvalidDocumentError('INVALID_LAYOUT', this.name, [`${file} is missing`], { cause: e })
+      throw e
+    }
+    return checkSchema(indexSchema, parseJsonBytes(bytes, file, 'INVALID_LAYOUT', MAX_INDEX_JSON), 'index', file, 'INVALID_LAYOUT')
+  }
+
+  /**
+   * Changes `index.json` under an exclusive lock (held across processes) and replaces it
+   * atomically. `change` gets the current index and returns the new one; it may throw to
+   * leave the file untouched.
+   */
+  async updateIndex<T>(change: (index: Index) => Index | Promise<Index>, during?: (index: Index) => Promise<T>): Promise<T | undefined> {
+    const release = await this.lock()
+    try {
+      const next = await change(await this.readIndex())
+      await this.#writeFileAtomic('index.json', canonicalJson(next), false)
+      return during ? await during(next) : undefined
+    } finally {
+      await release()
+    }
+  }
+
+  /** Takes the layout's lock (the one `index.json` changes happen under); returns its release. */
+  async lock(): Promise<() => Promise<void>> {
+    return lockfile.lock(path.join(this.dir, 'index.json'), {
+      realpath: false,
+      stale: 30_000,
+      update: 5_000,
+      retries: { retries: 200, factor: 1.3, minTimeout: 10, maxTimeout: 500, randomize: true },
+    })
+  }
+
+  async #writeFileAtomic(name: string, bytes: Uint8Array, exclusive: boolean): Promise<void> {
+    const final = path.join(this.dir, name)
+    const tmp = `${final}${TEMP_PREFIX}${randomBytes(6).toString('hex')}`
+    try {
+      await fs.writeFile(tmp, bytes, { flush: true })
+      if (exclusive) {
+        // Another process creating the same layout at the same moment wrote it first: keep theirs.
+        await fs.link(tmp, final).catch((e) => {
+          if (!isErrno(e, 'EEXIST')) throw e
+        })
+      } else {
+        await fs.rename(tmp, final)
+      }
+    } finally {
+      await fs.rm(tmp, { force: true })
+    }
+  }
+
+  /** Every digest under `blobs/`, with its size and mtime; temp files are listed separately. */
+  async listBlobs(): Promise<{ blobs: { digest: Digest; size: number; mtimeMs: number }[]; temps: { path: string; mtimeMs: number }[] }> {
+    const blobs: { digest: Digest; size: number; mtimeMs: number }[] = []
+    const temps: { path: string; mtimeMs: number }[] = []
+    const root = path.join(this.dir, 'blobs')
+    for (const alg of await fs.readdir(root).catch(() => [] as string[])) {
+      const dir = path.join(root, alg)
+      for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
+        const p = path.join(dir, f)
+        const st = await fs.stat(p)
+        if (f.startsWith(TEMP_PREFIX)) temps.push({ path: p, mtimeMs: st.mtimeMs })
+        else if (st.isFile()) {
+          const d = `${alg}:${f}`
+          try {
+            blobs.push({ digest: parseDigest(d), size: st.size, mtimeMs: st.mtimeMs })
+          } catch {
+            // Not a blob name we know (another algorithm); leave it alone.
+          }
+        }
+      }
+    }
+    return { blobs, temps }
+  }
+
+  /** Reads a whole blob without verifying it, for fsck's own hashing. */
+  rawBlobStream(digest: Digest): Readable {
+    return createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 })
+  }
+}
+
+/** The tag of an `index.json` entry, if it has one. */
+export function tagOf(d: Descriptor): string | undefined {
+  return d.annotations?.[REF_NAME]
+}

@@ -1,0 +1,162 @@
+/** Reading, writing and tagging images in an OCI layout. */
+import type { Readable } from 'node:stream'
+import pLimit from 'p-limit'
+import { type Digest, isDigest } from '../../digest.ts'
+import { isOcikitError, NotFoundError, OcikitError } from '../../errors.ts'
+import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
+import { openView } from '../../image/view.ts'
+import { isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
+import type { Descriptor, Index } from '../../spec/schemas.ts'
+import { detectManifestType, parseJsonBytes } from '../../spec/validate.ts'
+import { type OciLayout, REF_NAME, tagOf } from './layout.ts'
+
+/** Which image of a layout: a tag, a digest, or (neither) the only one. */
+export interface LayoutRef {
+  readonly tag?: string | undefined
+  readonly digest?: Digest | undefined
+}
+
+function tagList(index: Index): string {
+  const tags = index.manifests.map(tagOf).filter((t): t is string => t !== undefined)
+  return tags.length > 0 ? tags.join(', ') : 'none'
+}
+
+/** The `index.json` entry (or, for a digest not listed there, a descriptor of the blob) that `ref` names. */
+export async function resolveInLayout(layout: OciLayout, ref: LayoutRef): Promise<Descriptor> {
+  const index = await layout.readIndex()
+  if (ref.tag !== undefined) {
+    const hits = index.manifests.filter((m) => tagOf(m) === ref.tag)
+    const hit = hits[hits.length - 1]
+    if (!hit) throw new NotFoundError('MANIFEST_UNKNOWN', `${layout.name}: no tag '${ref.tag}' (tags: ${tagList(index)})`)
+    return hit
+  }
+  if (ref.digest !== undefined) {
+    const listed = index.manifests.find((m) => m.digest === ref.digest)
+    if (listed) return listed
+    if (!(await layout.hasBlob(ref.digest))) throw new NotFoundError('MANIFEST_UNKNOWN', `${layout.name}: no manifest ${ref.digest}`)
+    // A manifest reachable only through an index: learn its type from its content.
+    const raw = await layout.readBlobByDigest(ref.digest)
+    const mediaType = detectManifestType(parseJsonBytes(raw, `${layout.name} blob ${ref.digest}`, 'INVALID_MANIFEST'), `${layout.name} blob ${ref.digest}`)
+    return { mediaType, digest: ref.digest, size: raw.length }
+  }
+  if (index.manifests.length === 1) return index.manifests[0] as Descriptor
+  if (index.manifests.length === 0) throw new NotFoundError('MANIFEST_UNKNOWN', `${layout.name}: the layout holds no images`)
+  throw new OcikitError(
+    'AMBIGUOUS_REFERENCE',
+    `${layout.name}: the layout holds ${index.manifests.length} images; name one with ${layout.name}:TAG or @DIGEST (tags: ${tagList(index)})`,
+  )
+}
+
+/** The image or index that `ref` names in a layout, as a lazy view. */
+export async function readFromLayout(layout: OciLayout, ref: LayoutRef, o?: IoOptions): Promise<ImageOrIndex> {
+  return openView(layout, await resolveInLayout(layout, ref), o)
+}
+
+/** Options of {@link writeToLayout}. */
+export interface LayoutWriteOptions extends IoOptions {
+  /** Blobs written at once (default 4). */
+  concurrency?: number
+  /** Called once per blob: written, or skipped because the layout had it. */
+  onBlob?: (e: { digest: Digest; size: number; existed: boolean }) => void
+}
+
+async function writeImageBlobs(layout: OciLayout, img: Image, o: LayoutWriteOptions, limit: ReturnType<typeof pLimit>): Promise<void> {
+  const manifest = await img.manifest()
+  const layers = await img.layers()
+  await Promise.all(
+    layers.map((layer, i) =>
+      limit(async () => {
+        const d = manifest.layers[i] as Descriptor
+        if (await layout.hasBlob(d.digest, d.size)) {
+          o.onBlob?.({ digest: d.digest, size: d.size, existed: true })
+          return
+        }
+        let stream: Readable
+        try {
+          stream = await layer.compressed(o)
+        } catch (e) {
+          // Foreign / non-distributable layers may legitimately be absent from the source.
+          if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
+          throw e
+        }
+        const w = await layout.writeBlob(stream, d, o)
+        o.onBlob?.(w)
+      }),
+    ),
+  )
+  // Not `o.onBlob?.(await write())`: optional calls skip evaluating their arguments.
+  const config = await layout.writeBlob(await img.rawConfig(), manifest.config, o)
+  o.onBlob?.(config)
+  const written = await layout.writeBlob(await img.rawManifest(), { digest: await img.digest() }, o)
+  o.onBlob?.(written)
+}
+
+async function writeIndexBlobs(layout: OciLayout, idx: ImageIndex, o: LayoutWriteOptions, limit: ReturnType<typeof pLimit>, depth = 0): Promise<void> {
+  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${layout.name}: indexes nested more than 8 deep`)
+  const m = await idx.manifest()
+  for (const d of m.manifests) {
+    if (!isDigest(d.digest)) continue
+    if (isManifestType(d.mediaType)) await writeImageBlobs(layout, await idx.image(d.digest), o, limit)
+    else if (isIndexType(d.mediaType)) await writeIndexBlobs(layout, await idx.index(d.digest), o, limit, depth + 1)
+    else throw new OcikitError('UNSUPPORTED_MEDIA_TYPE', `${layout.name}: index entry ${d.digest} has media type '${d.mediaType}'; cannot copy it`)
+  }
+  const written = await layout.writeBlob(await idx.rawManifest(), { digest: await idx.digest() }, o)
+  o.onBlob?.(written)
+}
+
+/**
+ * Writes an image or index (every blob it reaches) into a layout, then records it in
+ * `index.json`, tagged when `tag` is given (moving the tag if another image had it).
+ * Blobs come first and the tag last, so a failure never leaves a tag without its blobs.
+ */
+export async function writeToLayout(layout: OciLayout, x: ImageOrIndex, tag: string | undefined, o: LayoutWriteOptions = {}): Promise<Descriptor> {
+  const limit = pLimit(o.concurrency ?? 4)
+  if (x.kind === 'image') await writeImageBlobs(layout, x, o, limit)
+  else await writeIndexBlobs(layout, x, o, limit)
+  const raw = await x.rawManifest()
+  const desc: Descriptor = { mediaType: await x.mediaType(), digest: await x.digest(), size: raw.length }
+  if (x.kind === 'image' && tag !== undefined) {
+    const c = await x.config()
+    desc.platform = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }
+  }
+  if (tag !== undefined) desc.annotations = { [REF_NAME]: tag }
+  await layout.updateIndex((index) => addEntry(index, desc))
+  return desc
+}
+
+/** `index` with `desc` added: a tagged entry replaces any entry holding that tag; an untagged one is added once. */
+export function addEntry(index: Index, desc: Descriptor): Index {
+  const tag = tagOf(desc)
+  const others = index.manifests.filter((m) => (tag === undefined ? !(m.digest === desc.digest && tagOf(m) === undefined) : tagOf(m) !== tag))
+  return { ...index, manifests: [...others, desc] }
+}
+
+/** One entry of a layout's `index.json`. */
+export interface LayoutEntry {
+  readonly tag?: string | undefined
+  readonly descriptor: Descriptor
+}
+
+/** Every entry of a layout's `index.json`, in file order. */
+export async function listLayout(layout: OciLayout): Promise<LayoutEntry[]> {
+  return (await layout.readIndex()).manifests.map((d) => ({ tag: tagOf(d), descriptor: d }))
+}
+
+/** Gives the image that `ref` names another tag in the same layout (moving it if held). */
+export async function tagInLayout(layout: OciLayout, ref: LayoutRef, newTag: string): Promise<Descriptor> {
+  const src = await resolveInLayout(layout, ref)
+  const desc: Descriptor = { ...structuredClone(src), annotations: { ...src.annotations, [REF_NAME]: newTag } }
+  await layout.updateIndex((index) => addEntry(index, desc))
+  return desc
+}
+
+/** Removes a tag from a layout's `index.json`; the blobs stay until gc. Throws MANIFEST_UNKNOWN if absent. */
+export async function untagInLayout(layout: OciLayout, tag: string): Promise<Descriptor> {
+  let removed: Descriptor | undefined
+  await layout.updateIndex((index) => {
+    removed = index.manifests.find((m) => tagOf(m) === tag)
+    if (!removed) throw new NotFoundError('MANIFEST_UNKNOWN', `${layout.name}: no tag '${tag}' (tags: ${tagList(index)})`)
+    return { ...index, manifests: index.manifests.filter((m) => tagOf(m) !== tag) }
+  })
+  return removed as Descriptor
+}

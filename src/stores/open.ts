@@ -1,0 +1,54 @@
+/**
+ * From a parsed name to the store that serves it. Each store exposes the same verbs;
+ * stores not built yet answer NOT_SUPPORTED with the name.
+ */
+import { NotSupportedError, OcikitError } from '../errors.ts'
+import type { ImageOrIndex, IoOptions } from '../image/types.ts'
+import { formatName, type ImageName, type LayoutName } from '../name/parse.ts'
+import type { Descriptor } from '../spec/schemas.ts'
+import { type FsckReport, fsckLayout } from './layout/fsck.ts'
+import { OciLayout } from './layout/layout.ts'
+import { type LayoutEntry, type LayoutWriteOptions, listLayout, readFromLayout, tagInLayout, untagInLayout, writeToLayout } from './layout/store.ts'
+
+/** The verbs every store offers for one name. */
+export interface StoreRef {
+  /** The name as given, for messages. */
+  readonly name: string
+  read(o?: IoOptions): Promise<ImageOrIndex>
+  write(x: ImageOrIndex, o?: LayoutWriteOptions): Promise<Descriptor>
+  list(): Promise<LayoutEntry[]>
+  tag(newTag: string): Promise<Descriptor>
+  untag(): Promise<Descriptor>
+  fsck(o?: { signal?: AbortSignal }): Promise<FsckReport>
+}
+
+function layoutRef(n: LayoutName): StoreRef {
+  const name = formatName(n)
+  const ref = { tag: n.tag, digest: n.digest }
+  return {
+    name,
+    read: async (o) => readFromLayout(await OciLayout.open(n.path), ref, o),
+    write: async (x, o) => {
+      if (n.digest) throw new OcikitError('INVALID_NAME', `${name}: cannot write to a digest; name a tag (oci:DIR:TAG) or none`)
+      return writeToLayout(await OciLayout.create(n.path), x, n.tag, o)
+    },
+    list: async () => listLayout(await OciLayout.open(n.path)),
+    tag: async (newTag) => tagInLayout(await OciLayout.open(n.path), ref, newTag),
+    untag: async () => {
+      if (n.tag === undefined) throw new OcikitError('INVALID_NAME', `${name}: name the tag to remove (oci:DIR:TAG)`)
+      return untagInLayout(await OciLayout.open(n.path), n.tag)
+    },
+    fsck: async (o) => fsckLayout(await OciLayout.open(n.path), o),
+  }
+}
+
+/** The store behind a parsed name. */
+export function storeFor(n: ImageName): StoreRef {
+  if (n.transport === 'oci') return layoutRef(n)
+  const name = formatName(n)
+  const store = n.transport === 'registry' ? 'registry' : n.transport
+  const unsupported = async (): Promise<never> => {
+    throw new NotSupportedError(`${name}: the ${store} store is not supported yet`)
+  }
+  return { name, read: unsupported, write: unsupported, list: unsupported, tag: unsupported, untag: unsupported, fsck: unsupported }
+}
