@@ -101,8 +101,9 @@ export function parseName(input: string): ImageName {
         // `alpine:3`, `localhost:5000/x`: a registry reference, not a transport.
         try {
           return { transport: 'registry', reference: parseReference(input) }
-        } catch {
-          throw invalid(input, `unknown transport '${transport}' (known: ${TRANSPORTS.map((t) => `${t}:`).join(', ')})`)
+        } catch (e) {
+          const why = (e as Error).message.replace(/^invalid image reference '.*?': /, '')
+          throw invalid(input, `unknown transport '${transport}' (known: ${TRANSPORTS.map((t) => `${t}:`).join(', ')}), and not a registry reference (${why})`)
         }
     }
   }

@@ -74,10 +74,26 @@ export class OciLayout implements BlobSource {
       ])
     }
     if (entries.length > 0) return OciLayout.open(dir)
-    await fs.mkdir(path.join(l.dir, 'blobs', 'sha256'), { recursive: true })
-    await l.#writeFileAtomic('oci-layout', Buffer.from(`${JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION })}\n`), true)
-    await l.#writeFileAtomic('index.json', canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }), true)
-    return l
+    // Build the skeleton beside the target and rename it into place, so that another process
+    // never sees a half-made layout. Losing that race is fine: the winner's layout is opened.
+    const tmp = `${l.dir}${TEMP_PREFIX}${randomBytes(6).toString('hex')}`
+    try {
+      await OciLayout.#writeSkeleton(tmp)
+      await fs.rename(tmp, l.dir).catch(async (e) => {
+        if (isErrno(e, 'ENOTEMPTY') || isErrno(e, 'EEXIST')) return
+        if (isErrno(e, 'EBUSY') || isErrno(e, 'EXDEV') || isErrno(e, 'EINVAL')) return OciLayout.#writeSkeleton(l.dir) // a mount point or cwd
+        throw e
+      })
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true })
+    }
+    return OciLayout.open(dir)
+  }
+
+  static async #writeSkeleton(dir: string): Promise<void> {
+    await fs.mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true })
+    await writeFileAtomic(path.join(dir, 'index.json'), canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }), true)
+    await writeFileAtomic(path.join(dir, 'oci-layout'), Buffer.from(`${JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION })}\n`), true)
   }
 
   async #checkLayoutFile(): Promise<void> {
@@ -218,7 +234,7 @@ export class OciLayout implements BlobSource {
     const release = await this.lock()
     try {
       const next = await change(await this.readIndex())
-      await this.#writeFileAtomic('index.json', canonicalJson(next), false)
+      await writeFileAtomic(path.join(this.dir, 'index.json'), canonicalJson(next), false)
       return during ? await during(next) : undefined
     } finally {
       await release()
@@ -233,24 +249,6 @@ export class OciLayout implements BlobSource {
       update: 5_000,
       retries: { retries: 200, factor: 1.3, minTimeout: 10, maxTimeout: 500, randomize: true },
     })
-  }
-
-  async #writeFileAtomic(name: string, bytes: Uint8Array, exclusive: boolean): Promise<void> {
-    const final = path.join(this.dir, name)
-    const tmp = `${final}${TEMP_PREFIX}${randomBytes(6).toString('hex')}`
-    try {
-      await fs.writeFile(tmp, bytes, { flush: true })
-      if (exclusive) {
-        // Another process creating the same layout at the same moment wrote it first: keep theirs.
-        await fs.link(tmp, final).catch((e) => {
-          if (!isErrno(e, 'EEXIST')) throw e
-        })
-      } else {
-        await fs.rename(tmp, final)
-      }
-    } finally {
-      await fs.rm(tmp, { force: true })
-    }
   }
 
   /** Every digest under `blobs/`, with its size and mtime; temp files are listed separately. */
@@ -286,4 +284,24 @@ export class OciLayout implements BlobSource {
 /** The tag of an `index.json` entry, if it has one. */
 export function tagOf(d: Descriptor): string | undefined {
   return d.annotations?.[REF_NAME]
+}
+
+/**
+ * Writes a file atomically: a temp file beside it, flushed, then renamed over it (or, with
+ * `exclusive`, linked into place only if the file does not exist yet).
+ */
+async function writeFileAtomic(final: string, bytes: Uint8Array, exclusive: boolean): Promise<void> {
+  const tmp = `${final}${TEMP_PREFIX}${randomBytes(6).toString('hex')}`
+  try {
+    await fs.writeFile(tmp, bytes, { flush: true })
+    if (exclusive) {
+      await fs.link(tmp, final).catch((e) => {
+        if (!isErrno(e, 'EEXIST')) throw e
+      })
+    } else {
+      await fs.rename(tmp, final)
+    }
+  } finally {
+    await fs.rm(tmp, { force: true })
+  }
 }

@@ -145,6 +145,7 @@ export async function listLayout(layout: OciLayout): Promise<LayoutEntry[]> {
 /** Gives the image that `ref` names another tag in the same layout (moving it if held). */
 export async function tagInLayout(layout: OciLayout, ref: LayoutRef, newTag: string): Promise<Descriptor> {
   const src = await resolveInLayout(layout, ref)
+  await openView(layout, src) // never tag a manifest that is missing, corrupt or invalid
   const desc: Descriptor = { ...structuredClone(src), annotations: { ...src.annotations, [REF_NAME]: newTag } }
   await layout.updateIndex((index) => addEntry(index, desc))
   return desc

@@ -1,0 +1,34 @@
+import type { Command } from 'commander'
+import { list, tag, untag } from '../../api.ts'
+import { jsonOption } from '../options.ts'
+import { printJson } from '../output.ts'
+
+export function register(program: Command): void {
+  program
+    .command('ls')
+    .description('list the images of a store: tag, digest, media type')
+    .argument('<store>', 'e.g. oci:./layout')
+    .addOption(jsonOption())
+    .action(async (store: string, o: { json?: boolean }) => {
+      const entries = await list(store)
+      if (o.json) return printJson(entries)
+      for (const e of entries) process.stdout.write(`${(e.tag ?? '<none>').padEnd(20)} ${e.descriptor.digest}  ${e.descriptor.mediaType}\n`)
+    })
+  program
+    .command('tag')
+    .description('give the image NAME refers to another tag in the same store (moves the tag if another image holds it)')
+    .argument('<name>', 'existing image, e.g. oci:./layout:v1 or oci:./layout@sha256:...')
+    .argument('<new-tag>', 'the new tag, e.g. latest')
+    .action(async (name: string, newTag: string) => {
+      const d = await tag(name, newTag)
+      process.stdout.write(`${newTag} -> ${d.digest}\n`)
+    })
+  program
+    .command('untag')
+    .description('remove a tag from a store; the blobs stay until gc')
+    .argument('<name>', 'tagged image, e.g. oci:./layout:old')
+    .action(async (name: string) => {
+      const d = await untag(name)
+      process.stdout.write(`untagged ${name} (was ${d.digest})\n`)
+    })
+}

@@ -1,0 +1,46 @@
+/** The ocikit command line: argument parsing only; every command is one call into the library. */
+import { readFileSync } from 'node:fs'
+import { Command } from 'commander'
+import { register as registerCheck } from './commands/check.ts'
+import { register as registerCopy } from './commands/copy.ts'
+import { register as registerDocuments } from './commands/documents.ts'
+import { register as registerInspect } from './commands/inspect.ts'
+import { register as registerTags } from './commands/tags.ts'
+
+/** The package version, read from package.json. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+const NAMES = `
+Image names:
+  oci:DIR[:TAG]             OCI image layout directory (created on write)
+  oci:DIR@sha256:HEX        an image in a layout by digest
+  oci-archive:FILE[:TAG]    OCI layout in a tar file            (not supported yet)
+  docker-archive:FILE[:REF] docker save tar file                (not supported yet)
+  bfc:FILE[:TAG]            BFC single-file container           (not supported yet)
+  HOST[:PORT]/REPO[:TAG]    registry reference; docker://... too (not supported yet)
+
+Examples:
+  ocikit inspect oci:./out:v1
+  ocikit copy oci:./a:v1 oci:./b:v1
+  ocikit fsck oci:./out && ocikit gc oci:./out --dry-run`
+
+/** Builds the command tree. */
+export function buildProgram(): Command {
+  const program = new Command('ocikit')
+    .description('Build, change, store, move and check OCI container images, with no Docker daemon.')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .option('--debug', 'on error, print the stack and the chain of causes')
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', NAMES)
+    .configureOutput({ outputError: (s, write) => write(`ocikit: ${s.replace(/^error: /, 'error: ')}`) })
+  registerInspect(program)
+  registerDocuments(program)
+  registerTags(program)
+  registerCopy(program)
+  registerCheck(program)
+  for (const c of program.commands) c.showHelpAfterError(`(run 'ocikit ${c.name()} --help' for usage)`)
+  return program
+}

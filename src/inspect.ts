@@ -1,0 +1,84 @@
+/** The facts `ocikit inspect` shows, gathered from an image or index view. */
+import { formatPlatform } from './image/platform.ts'
+import type { ImageOrIndex } from './image/types.ts'
+import type { Descriptor } from './spec/schemas.ts'
+
+/** Facts about an image. */
+export interface ImageFacts {
+  kind: 'image'
+  mediaType: string
+  digest: string
+  size: number
+  platform: string
+  created?: string | undefined
+  author?: string | undefined
+  config: {
+    user?: string | undefined
+    env: string[]
+    entrypoint: string[] | null
+    cmd: string[] | null
+    workingDir?: string | undefined
+    exposedPorts: string[]
+    labels: Record<string, string>
+  }
+  layers: { mediaType: string; digest: string; size: number }[]
+  /** Sum of the layer blob sizes. */
+  layersSize: number
+  history: number
+  annotations: Record<string, string>
+}
+
+/** Facts about an index. */
+export interface IndexFacts {
+  kind: 'index'
+  mediaType: string
+  digest: string
+  size: number
+  manifests: { mediaType: string; digest: string; size: number; platform?: string | undefined; artifactType?: string | undefined }[]
+  annotations: Record<string, string>
+}
+
+/** Gathers the facts of an image (reading its manifest and config) or index (its manifest only). */
+export async function inspectView(x: ImageOrIndex): Promise<ImageFacts | IndexFacts> {
+  const raw = await x.rawManifest()
+  const base = { mediaType: await x.mediaType(), digest: await x.digest(), size: raw.length }
+  if (x.kind === 'index') {
+    const m = await x.manifest()
+    return {
+      kind: 'index',
+      ...base,
+      manifests: m.manifests.map((d: Descriptor) => ({
+        mediaType: d.mediaType,
+        digest: d.digest,
+        size: d.size,
+        platform: d.platform ? formatPlatform(d.platform) : undefined,
+        artifactType: d.artifactType,
+      })),
+      annotations: m.annotations ?? {},
+    }
+  }
+  const m = await x.manifest()
+  const c = await x.config()
+  const cc = c.config ?? {}
+  const layers = m.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }))
+  return {
+    kind: 'image',
+    ...base,
+    platform: formatPlatform({ os: c.os, architecture: c.architecture, variant: c.variant }),
+    created: c.created,
+    author: c.author,
+    config: {
+      user: cc.User || undefined,
+      env: cc.Env ?? [],
+      entrypoint: cc.Entrypoint ?? null,
+      cmd: cc.Cmd ?? null,
+      workingDir: cc.WorkingDir || undefined,
+      exposedPorts: Object.keys(cc.ExposedPorts ?? {}),
+      labels: cc.Labels ?? {},
+    },
+    layers,
+    layersSize: layers.reduce((a, l) => a + l.size, 0),
+    history: c.history?.length ?? 0,
+    annotations: m.annotations ?? {},
+  }
+}

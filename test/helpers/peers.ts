@@ -1,0 +1,45 @@
+/**
+ * Real peer tools (skopeo, umoci, oci-image-tool, podman, docker-registry). A suite that needs
+ * one skips with a printed reason when it is absent, except under CI=true, where it fails.
+ */
+import { execFile } from 'node:child_process'
+import { accessSync, constants } from 'node:fs'
+import path from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+
+/** The path of a binary on PATH, or undefined. */
+export function which(bin: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const p = path.join(dir, bin)
+    try {
+      accessSync(p, constants.X_OK)
+      return p
+    } catch {}
+  }
+  return undefined
+}
+
+/**
+ * `{ skip: reason }` when a peer is missing and CI is not set; throws under CI so that a
+ * missing install step fails the run instead of hiding it.
+ */
+export function needPeers(...bins: string[]): { skip?: string } {
+  const missing = bins.filter((b) => !which(b))
+  if (missing.length === 0) return {}
+  const reason = `peer tool(s) not installed: ${missing.join(', ')} (apt-get install them; .ci/run does)`
+  if (process.env.CI === 'true') throw new Error(`CI=true but ${reason}`)
+  console.log(`# skipping: ${reason}`)
+  return { skip: reason }
+}
+
+/** Runs a peer tool; rejects with its stderr on failure. */
+export async function peer(bin: string, args: string[], opts: { cwd?: string } = {}): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await run(bin, args, { cwd: opts.cwd, maxBuffer: 64 << 20 })
+  } catch (e) {
+    const err = e as Error & { stderr?: string; stdout?: string }
+    throw new Error(`${bin} ${args.join(' ')} failed: ${err.stderr || err.message}`)
+  }
+}

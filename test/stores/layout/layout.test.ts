@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { Readable } from 'node:stream'
+import { test } from 'node:test'
+import { type Digest, digestOf } from '../../../src/digest.ts'
+import { isOcikitError } from '../../../src/errors.ts'
+import { OciLayout } from '../../../src/stores/layout/layout.ts'
+import { snapshot, tempDir } from '../../helpers/tmp.ts'
+
+test('create makes oci-layout, index.json and blobs/ in a missing or empty directory', async (t) => {
+  const dir = path.join(await tempDir(t), 'new')
+  await OciLayout.create(dir)
+  assert.deepEqual(JSON.parse(await fs.readFile(path.join(dir, 'oci-layout'), 'utf8')), { imageLayoutVersion: '1.0.0' })
+  assert.deepEqual(JSON.parse(await fs.readFile(path.join(dir, 'index.json'), 'utf8')).manifests, [])
+  assert.ok((await fs.stat(path.join(dir, 'blobs', 'sha256'))).isDirectory())
+  await OciLayout.create(dir) // opening again is fine
+})
+
+test('a non-empty directory that is not a layout is refused and left untouched', async (t) => {
+  const dir = await tempDir(t)
+  await fs.writeFile(path.join(dir, 'precious.txt'), 'keep me')
+  const before = await snapshot(dir)
+  await assert.rejects(OciLayout.create(dir), (e) => isOcikitError(e, 'INVALID_LAYOUT') && /not an OCI layout/.test(e.message))
+  await assert.rejects(OciLayout.open(dir), (e) => isOcikitError(e, 'INVALID_LAYOUT') && e.message.includes('oci-layout'))
+  assert.deepEqual(await snapshot(dir), before)
+})
+
+test('a malformed index.json or oci-layout is an error naming the file', async (t) => {
+  const dir = await tempDir(t)
+  await OciLayout.create(dir)
+  await fs.writeFile(path.join(dir, 'index.json'), '{"schemaVersion": 2, "manifests": [{"digest": "sha256:nope"}]}')
+  await assert.rejects(
+    OciLayout.open(dir),
+    (e) => isOcikitError(e, 'INVALID_LAYOUT') && e.message.includes('index.json') && e.message.includes('index.manifests[0].digest'),
+  )
+  await fs.writeFile(path.join(dir, 'index.json'), 'not json')
+  await assert.rejects(OciLayout.open(dir), (e) => isOcikitError(e, 'INVALID_LAYOUT') && /index\.json.*not JSON/.test(e.message))
+  await fs.writeFile(path.join(dir, 'oci-layout'), '{"imageLayoutVersion": "2.0.0"}')
+  await assert.rejects(OciLayout.open(dir), (e) => isOcikitError(e, 'INVALID_LAYOUT') && /oci-layout/.test(e.message))
+})
+
+test('writeBlob names a blob after its bytes, and skips one already present', async (t) => {
+  const l = await OciLayout.create(await tempDir(t))
+  const w = await l.writeBlob(Readable.from([Buffer.from('hello ')]), undefined)
+  assert.deepEqual(w, { digest: digestOf('hello '), size: 6, existed: false })
+  assert.equal(await fs.readFile(l.blobPath(w.digest), 'utf8'), 'hello ')
+  const again = await l.writeBlob(Buffer.from('hello '), { digest: w.digest, size: 6 })
+  assert.equal(again.existed, true)
+})
+
+test('writeBlob with the wrong digest or size writes nothing and leaves no temp file', async (t) => {
+  const dir = await tempDir(t)
+  const l = await OciLayout.create(dir)
+  const before = await snapshot(dir)
+  await assert.rejects(l.writeBlob(Buffer.from('evil'), { digest: digestOf('good') }), (e) => isOcikitError(e, 'DIGEST_MISMATCH'))
+  await assert.rejects(l.writeBlob(Buffer.from('good'), { digest: digestOf('good'), size: 5 }), (e) => isOcikitError(e, 'SIZE_MISMATCH'))
+  assert.deepEqual(await snapshot(dir), before)
+})
+
+test('writeBlob whose source stream fails leaves nothing behind', async (t) => {
+  const dir = await tempDir(t)
+  const l = await OciLayout.create(dir)
+  const before = await snapshot(dir)
+  const failing = new Readable({
+    read() {
+      this.push(Buffer.from('partial'))
+      this.destroy(new Error('connection reset'))
+    },
+  })
+  await assert.rejects(l.writeBlob(failing, { digest: digestOf('x') }), /connection reset/)
+  assert.deepEqual(await snapshot(dir), before)
+})
+
+test('a digest can never become a path outside blobs/', async (t) => {
+  const l = await OciLayout.create(await tempDir(t))
+  assert.throws(
+    () => l.blobPath('sha256:../../etc/passwd' as Digest),
+    (e) => isOcikitError(e, 'INVALID_DIGEST'),
+  )
+  assert.throws(
+    () => l.blobPath('md5:d41d8cd98f00b204e9800998ecf8427e' as Digest),
+    (e) => isOcikitError(e, 'UNSUPPORTED_DIGEST_ALGORITHM'),
+  )
+})
+
+test('reading a blob whose bytes do not match its name fails; a missing one is BLOB_UNKNOWN', async (t) => {
+  const l = await OciLayout.create(await tempDir(t))
+  const w = await l.writeBlob(Buffer.from('original'))
+  await fs.writeFile(l.blobPath(w.digest), 'tampered')
+  const desc = { mediaType: 'application/octet-stream', digest: w.digest, size: 8 }
+  await assert.rejects(l.readBlob(desc), (e) => isOcikitError(e, 'DIGEST_MISMATCH'))
+  const s = await l.openBlob(desc)
+  await assert.rejects(
+    async () => {
+      for await (const _ of s);
+    },
+    (e) => isOcikitError(e, 'DIGEST_MISMATCH'),
+  )
+  await assert.rejects(l.readBlob({ ...desc, digest: digestOf('absent') }), (e) => isOcikitError(e, 'BLOB_UNKNOWN') && /missing/.test(e.message))
+  await assert.rejects(l.openBlob({ ...desc, digest: digestOf('absent') }), (e) => isOcikitError(e, 'BLOB_UNKNOWN'))
+})

@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { test } from 'node:test'
+import { copy, list, read, readImage, tag, untag, write } from '../../../src/api.ts'
+import { digestOf } from '../../../src/digest.ts'
+import { isOcikitError } from '../../../src/errors.ts'
+import { randomImage, randomIndex } from '../../../src/image/memory.ts'
+import { parsePlatform } from '../../../src/image/platform.ts'
+import { snapshot, tempDir } from '../../helpers/tmp.ts'
+
+test('write then read by tag, by digest and as the only image', async (t) => {
+  const dir = await tempDir(t)
+  const img = await randomImage({ seed: 1 })
+  const d = await write(`oci:${dir}:v1`, img)
+  assert.equal(d.digest, await img.digest())
+  assert.equal(await (await read(`oci:${dir}:v1`)).digest(), d.digest)
+  assert.equal(await (await read(`oci:${dir}@${d.digest}`)).digest(), d.digest)
+  assert.equal(await (await read(`oci:${dir}`)).digest(), d.digest)
+  const back = await readImage(`oci:${dir}:v1`)
+  assert.deepEqual(await back.rawConfig(), await img.rawConfig())
+  const [l0] = await back.layers()
+  assert.equal(await l0?.diffId(), (await img.config()).rootfs.diff_ids[0])
+})
+
+test('several tags, a moved tag, untag, and errors that list the tags', async (t) => {
+  const dir = await tempDir(t)
+  const a = await randomImage({ seed: 1 })
+  const b = await randomImage({ seed: 2 })
+  await write(`oci:${dir}:a`, a)
+  await write(`oci:${dir}:b`, b)
+  await assert.rejects(read(`oci:${dir}`), (e) => isOcikitError(e, 'AMBIGUOUS_REFERENCE') && /tags: a, b/.test(e.message))
+  await assert.rejects(read(`oci:${dir}:c`), (e) => isOcikitError(e, 'MANIFEST_UNKNOWN') && /no tag 'c' \(tags: a, b\)/.test(e.message))
+  await tag(`oci:${dir}:a`, 'latest')
+  assert.equal(await (await read(`oci:${dir}:latest`)).digest(), await a.digest())
+  await write(`oci:${dir}:latest`, b) // moves the tag
+  assert.equal(await (await read(`oci:${dir}:latest`)).digest(), await b.digest())
+  assert.deepEqual(
+    (await list(`oci:${dir}`)).map((e) => e.tag),
+    ['a', 'b', 'latest'],
+  )
+  await untag(`oci:${dir}:a`)
+  assert.deepEqual(
+    (await list(`oci:${dir}`)).map((e) => e.tag),
+    ['b', 'latest'],
+  )
+  await assert.rejects(untag(`oci:${dir}:a`), (e) => isOcikitError(e, 'MANIFEST_UNKNOWN'))
+  await assert.rejects(tag(`oci:${dir}:b`, 'bad tag'), (e) => isOcikitError(e, 'INVALID_NAME'))
+})
+
+test('an index: platform resolution, nested images by digest, and copy between layouts', async (t) => {
+  const dir = await tempDir(t)
+  const idx = await randomIndex({ seed: 3 })
+  await write(`oci:${dir}/a:multi`, idx)
+  const arm = await read(`oci:${dir}/a:multi`, { platform: parsePlatform('linux/arm64') })
+  assert.equal(arm.kind, 'image')
+  // An image reachable only through the index can be named by digest.
+  assert.equal(await (await read(`oci:${dir}/a@${await arm.digest()}`)).digest(), await arm.digest())
+  await assert.rejects(
+    read(`oci:${dir}/a:multi`, { platform: parsePlatform('windows/amd64') }),
+    (e) => isOcikitError(e, 'PLATFORM_NOT_FOUND') && /linux\/arm64\/v8/.test(e.message),
+  )
+  const d = await copy(`oci:${dir}/a:multi`, `oci:${dir}/b:m`)
+  assert.equal(d.digest, await idx.digest())
+  const one = await copy(`oci:${dir}/a:multi`, `oci:${dir}/c:arm`, { platform: parsePlatform('linux/arm64/v8') })
+  assert.equal(one.digest, await arm.digest())
+  assert.equal(one.platform?.architecture, 'arm64')
+})
+
+test('a manifest in the layout that fails validation is a clear error, and reading changes nothing', async (t) => {
+  const dir = await tempDir(t)
+  const img = await randomImage({ seed: 9 })
+  await write(`oci:${dir}:v1`, img)
+  const bad = Buffer.from(JSON.stringify({ schemaVersion: 2, config: { mediaType: 'x/y', digest: 'sha256:abc', size: 1 }, layers: [] }))
+  const d = digestOf(bad)
+  await fs.writeFile(path.join(dir, 'blobs', 'sha256', d.slice(7)), bad)
+  const index = JSON.parse(await fs.readFile(path.join(dir, 'index.json'), 'utf8'))
+  index.manifests.push({
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    digest: d,
+    size: bad.length,
+    annotations: { 'org.opencontainers.image.ref.name': 'bad' },
+  })
+  await fs.writeFile(path.join(dir, 'index.json'), JSON.stringify(index))
+  const before = await snapshot(dir)
+  await assert.rejects(
+    read(`oci:${dir}:bad`),
+    (e) => isOcikitError(e, 'INVALID_MANIFEST') && e.message.includes('manifest.config.digest') && e.message.includes(d),
+  )
+  await assert.rejects(tag(`oci:${dir}:bad`, 'x'), (e) => isOcikitError(e, 'INVALID_MANIFEST'))
+  assert.equal(await (await read(`oci:${dir}:v1`)).digest(), await img.digest())
+  assert.deepEqual(await snapshot(dir), before)
+})
+
+test('a layer blob that is corrupt on disk fails the read of that layer', async (t) => {
+  const dir = await tempDir(t)
+  const img = await randomImage({ seed: 4, layers: 1 })
+  await write(`oci:${dir}:v1`, img)
+  const layerDigest = (await img.manifest()).layers[0]?.digest as string
+  const p = path.join(dir, 'blobs', 'sha256', layerDigest.slice(7))
+  const bytes = await fs.readFile(p)
+  bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1)
+  await fs.writeFile(p, bytes)
+  const [layer] = await (await readImage(`oci:${dir}:v1`)).layers()
+  await assert.rejects(
+    async () => {
+      for await (const _ of await layer!.compressed());
+    },
+    (e) => isOcikitError(e, 'DIGEST_MISMATCH'),
+  )
+})
+
+test('writing to a digest name or a non-layout directory is refused without changes', async (t) => {
+  const dir = await tempDir(t)
+  await fs.writeFile(path.join(dir, 'file'), 'x')
+  const before = await snapshot(dir)
+  const img = await randomImage({ seed: 1, layers: 1 })
+  await assert.rejects(write(`oci:${dir}`, img), (e) => isOcikitError(e, 'INVALID_LAYOUT'))
+  await assert.rejects(write(`oci:${dir}@${await img.digest()}`, img), (e) => isOcikitError(e, 'INVALID_NAME'))
+  assert.deepEqual(await snapshot(dir), before)
+})
+
+test('stores not built yet say so with the name', async () => {
+  for (const n of ['oci-archive:x.tar', 'docker-archive:x.tar', 'bfc:x.bfc', 'localhost:5000/app:v1']) {
+    await assert.rejects(
+      read(n),
+      (e) => isOcikitError(e, 'NOT_SUPPORTED') && /not supported yet/.test(e.message) && e.message.includes(n.split(':')[0] as string),
+      n,
+    )
+  }
+})
