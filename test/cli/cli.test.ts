@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { test } from 'node:test'
+import { write } from '../../src/api.ts'
+import { randomImage, randomIndex } from '../../src/image/memory.ts'
+import { ocikit } from '../helpers/cli.ts'
+import { snapshot, tempDir } from '../helpers/tmp.ts'
+
+async function fixture(t: import('node:test').TestContext) {
+  const dir = await tempDir(t)
+  const img = await randomImage({ seed: 21, layers: 2 })
+  const idx = await randomIndex({ seed: 22, layers: 1 })
+  await write(`oci:${dir}:v1`, img)
+  await write(`oci:${dir}:multi`, idx)
+  return { dir, img, idx }
+}
+
+test('--version and --help', async () => {
+  const v = await ocikit(['--version'])
+  assert.equal(v.code, 0)
+  assert.equal(v.stdout.trim(), JSON.parse(await fs.readFile('package.json', 'utf8')).version)
+  const h = await ocikit(['--help'])
+  assert.equal(h.code, 0)
+  for (const cmd of ['inspect', 'manifest', 'config', 'digest', 'ls', 'tag', 'untag', 'copy', 'fsck', 'gc']) assert.match(h.stdout, new RegExp(`\\n  ${cmd} `))
+  assert.match(h.stdout, /oci:DIR\[:TAG\]/)
+  const gh = await ocikit(['gc', '--help'])
+  assert.match(gh.stdout, /--dry-run/)
+  assert.match(gh.stdout, /--grace/)
+})
+
+test('inspect, digest, manifest, config and ls print what the layout holds', async (t) => {
+  const { dir, img, idx } = await fixture(t)
+  const i = await ocikit(['inspect', `oci:${dir}:v1`])
+  assert.equal(i.code, 0, i.stderr)
+  assert.match(i.stdout, /Platform:\s+linux\/amd64/)
+  assert.match(i.stdout, /Layers \(2, /)
+  assert.ok(i.stdout.includes(await img.digest()))
+  const j = JSON.parse((await ocikit(['inspect', '--json', `oci:${dir}:multi`])).stdout)
+  assert.equal(j.kind, 'index')
+  assert.deepEqual(
+    j.manifests.map((m: { platform: string }) => m.platform),
+    ['linux/amd64', 'linux/arm64/v8'],
+  )
+  assert.equal((await ocikit(['digest', `oci:${dir}:multi`])).stdout.trim(), await idx.digest())
+  const armDigest = (await ocikit(['digest', '--platform', 'linux/arm64', `oci:${dir}:multi`])).stdout.trim()
+  assert.equal(armDigest, (await idx.manifest()).manifests[1]?.digest)
+  assert.equal((await ocikit(['manifest', `oci:${dir}:v1`])).stdout, `${Buffer.from(await img.rawManifest()).toString()}\n`)
+  assert.equal((await ocikit(['config', `oci:${dir}:v1`])).stdout, `${Buffer.from(await img.rawConfig()).toString()}\n`)
+  const ls = await ocikit(['ls', `oci:${dir}`])
+  assert.match(ls.stdout, /^v1\s+sha256:[0-9a-f]{64}\s+application\/vnd\.oci\.image\.manifest\.v1\+json$/m)
+  assert.match(ls.stdout, /^multi\s+sha256:/m)
+})
+
+test('tag, untag, fsck, gc through the CLI', async (t) => {
+  const { dir } = await fixture(t)
+  assert.equal((await ocikit(['tag', `oci:${dir}:v1`, 'latest'])).code, 0)
+  assert.match((await ocikit(['ls', `oci:${dir}`])).stdout, /^latest\s/m)
+  assert.equal((await ocikit(['untag', `oci:${dir}:multi`])).code, 0)
+  const f = await ocikit(['fsck', `oci:${dir}`])
+  assert.equal(f.code, 0)
+  assert.match(f.stdout, /clean/)
+  const dry = await ocikit(['gc', '--dry-run', '--grace', '0', `oci:${dir}`])
+  assert.match(dry.stdout, /would delete 7 blob\(s\)/)
+  const g = await ocikit(['gc', '--grace', '0', `oci:${dir}`])
+  assert.match(g.stdout, /deleted 7 blob\(s\)/)
+  assert.equal((await fs.readdir(path.join(dir, 'blobs', 'sha256'))).length, 4)
+})
+
+test('fsck exits 1 and names the damaged blob and its path', async (t) => {
+  const { dir, img } = await fixture(t)
+  const layer = (await img.manifest()).layers[1]!.digest
+  await fs.writeFile(path.join(dir, 'blobs', 'sha256', layer.slice(7)), 'garbage')
+  const f = await ocikit(['fsck', `oci:${dir}`])
+  assert.equal(f.code, 1)
+  assert.ok(f.stdout.includes(`(tag v1) → layers[1]: ${layer}`))
+})
+
+test('errors: one clear line, non-zero exit, stack only with --debug, nothing changed', async (t) => {
+  const { dir } = await fixture(t)
+  const before = await snapshot(dir)
+  const cases: [string[], RegExp][] = [
+    [['inspect', `oci:${dir}`], /holds 2 images.*tags: v1, multi/],
+    [['inspect', `oci:${dir}:nope`], /no tag 'nope'/],
+    [['config', '--platform', 'linux/s390x', `oci:${dir}:multi`], /no image for platform linux\/s390x; available: linux\/amd64, linux\/arm64\/v8/],
+    [['inspect', 'dir:/x'], /unknown transport 'dir'/],
+    [['tag', `oci:${dir}:v1`, 'bad tag'], /invalid tag/],
+    [['inspect', 'localhost:5000/app:v1'], /registry store is not supported yet/],
+    [['gc', `oci:${dir}:v1`], /whole layout/],
+  ]
+  for (const [args, re] of cases) {
+    const r = await ocikit(args)
+    assert.equal(r.code, 1, args.join(' '))
+    assert.match(r.stderr, re)
+    assert.equal(r.stderr.trim().split('\n').length, 1, `one line for ${args.join(' ')}: ${r.stderr}`)
+    assert.doesNotMatch(r.stderr, /\n\s+at /)
+  }
+  const d = await ocikit(['--debug', 'inspect', `oci:${dir}:nope`])
+  assert.match(d.stderr, /\n\s+at /)
+  assert.match(d.stderr, /MANIFEST_UNKNOWN/)
+  const usage = await ocikit(['inspect'])
+  assert.equal(usage.code, 2)
+  assert.match(usage.stderr, /missing required argument/)
+  assert.deepEqual(await snapshot(dir), before)
+})
+
+test('copy between layouts through the CLI keeps the digest', async (t) => {
+  const { dir, idx } = await fixture(t)
+  const r = await ocikit(['copy', `oci:${dir}:multi`, `oci:${dir}-copy:m`])
+  t.after(() => fs.rm(`${dir}-copy`, { recursive: true, force: true }))
+  assert.equal(r.code, 0, r.stderr)
+  assert.equal((await ocikit(['digest', `oci:${dir}-copy:m`])).stdout.trim(), await idx.digest())
+  const again = await ocikit(['copy', `oci:${dir}:multi`, `oci:${dir}-copy:m`])
+  assert.match(again.stdout, /0 blob\(s\) written/)
+})

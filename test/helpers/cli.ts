@@ -1,0 +1,22 @@
+/** Runs the ocikit CLI from source in a child process, as a user would. */
+import { execFile } from 'node:child_process'
+import path from 'node:path'
+
+const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts')
+
+/** Result of one CLI run. */
+export interface CliResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs `ocikit ...args`; never rejects on a non-zero exit. */
+export function ocikit(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [MAIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
