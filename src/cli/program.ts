@@ -1,11 +1,14 @@
 /** The ocikit command line: argument parsing only; every command is one call into the library. */
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
+import { register as registerAppend } from './commands/append.ts'
 import { register as registerCheck } from './commands/check.ts'
 import { register as registerCopy } from './commands/copy.ts'
 import { register as registerDocuments } from './commands/documents.ts'
 import { register as registerInspect } from './commands/inspect.ts'
+import { register as registerLayer } from './commands/layer.ts'
 import { register as registerTags } from './commands/tags.ts'
+import { register as registerUnpack } from './commands/unpack.ts'
 
 /** The package version, read from package.json. */
 export function packageVersion(): string {
@@ -23,7 +26,10 @@ Image names:
   HOST[:PORT]/REPO[:TAG]    registry reference; docker://... too (not supported yet)
 
 Examples:
+  ocikit append scratch oci:./out:v1 --dir ./dist --prefix /app --cmd '["node","/app/index.js"]'
   ocikit inspect oci:./out:v1
+  ocikit layer create ./dir -o layer.tar.gz && ocikit layer ls layer.tar.gz
+  ocikit unpack oci:./out:v1 ./rootfs
   ocikit copy oci:./a:v1 oci:./b:v1
   ocikit fsck oci:./out && ocikit gc oci:./out --dry-run`
 
@@ -41,6 +47,9 @@ export function buildProgram(): Command {
   registerTags(program)
   registerCopy(program)
   registerCheck(program)
+  registerAppend(program)
+  registerLayer(program)
+  registerUnpack(program)
   for (const c of program.commands) c.showHelpAfterError(`(run 'ocikit ${c.name()} --help' for usage)`)
   return program
 }

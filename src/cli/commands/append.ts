@@ -1,0 +1,96 @@
+import { type Command, Option } from 'commander'
+import { readImage, write } from '../../api.ts'
+import { OcikitError } from '../../errors.ts'
+import { appendLayers, type ConfigEdit, editConfig, scratch } from '../../image/mutate.ts'
+import { currentPlatform } from '../../image/platform.ts'
+import { layerFromDirectory, resolveTimestamp } from '../../layer/build.ts'
+import type { Platform } from '../../spec/schemas.ts'
+import { jsonOption, platformOption } from '../options.ts'
+import { printJson } from '../output.ts'
+import { progressLine } from '../progress.ts'
+import { addLayerOptions, encodeOptions, type LayerCliOptions } from './layer.ts'
+
+const collect = (v: string, prev: string[] = []) => [...prev, v]
+
+/** `--cmd '["node","x.js"]'` (JSON array) or `--cmd /app/run` (one word). */
+function argv(v: string): string[] {
+  if (!v.trimStart().startsWith('[')) return [v]
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(v)
+  } catch (e) {
+    throw new OcikitError('INVALID_ARGUMENT', `'${v}' is not a JSON array of strings`, { cause: e })
+  }
+  if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw new OcikitError('INVALID_ARGUMENT', `'${v}' is not a JSON array of strings`)
+  return parsed
+}
+
+interface AppendCli extends LayerCliOptions {
+  dir: string[]
+  platform?: Platform
+  entrypoint?: string[]
+  cmd?: string[]
+  env?: string[]
+  workdir?: string
+  user?: string
+  port?: string[]
+  label?: string[]
+  json?: boolean
+}
+
+export function register(program: Command): void {
+  addLayerOptions(
+    program
+      .command('append')
+      .description('add directories as layers on top of a base image (or scratch), set the config, and write the result')
+      .argument('<base>', "base image name, or 'scratch' for an empty image")
+      .argument('<dst>', 'where to write the new image, e.g. oci:./out:v1')
+      .addOption(new Option('--dir <dir>', 'directory to add as one layer (repeat for several layers)').argParser(collect).makeOptionMandatory())
+      .addOption(platformOption('platform of a scratch image, or the one to pick from a multi-platform base (default: this machine)'))
+      .addOption(new Option('--entrypoint <argv>', 'entrypoint: one word, or a JSON array').argParser(argv))
+      .addOption(new Option('--cmd <argv>', 'command: one word, or a JSON array').argParser(argv))
+      .addOption(new Option('--env <KEY=VALUE>', 'environment variable (repeatable)').argParser(collect))
+      .option('--workdir <dir>', 'working directory')
+      .option('--user <user>', 'user[:group] the container runs as')
+      .addOption(new Option('--port <port>', 'exposed port, e.g. 8080 or 53/udp (repeatable)').argParser(collect))
+      .addOption(new Option('--label <KEY=VALUE>', 'label (repeatable)').argParser(collect))
+      .addOption(jsonOption()),
+  ).action(async (base: string, dst: string, o: AppendCli) => {
+    const created = new Date(resolveTimestamp(o.timestamp) * 1000).toISOString().replace('.000Z', 'Z')
+    const start = base === 'scratch' ? scratch(o.platform ?? currentPlatform()) : await readImage(base, { platform: o.platform })
+    const layers = o.dir.map((d) =>
+      layerFromDirectory(d, {
+        ...encodeOptions(o),
+        prefix: o.prefix,
+        uid: o.chown?.uid,
+        gid: o.chown?.gid,
+        ignoreFile: o.ignoreFile === false ? false : o.ignoreFile,
+      }),
+    )
+    let img = await appendLayers(start, layers, { created, history: { created_by: `ocikit append${o.prefix ? ` --prefix ${o.prefix}` : ''}` } })
+    const labels = o.label?.map((kv) => {
+      const i = kv.indexOf('=')
+      if (i <= 0) throw new OcikitError('INVALID_ARGUMENT', `label '${kv}' is not KEY=VALUE`)
+      return [kv.slice(0, i), kv.slice(i + 1)] as const
+    })
+    const edit: ConfigEdit = {
+      entrypoint: o.entrypoint,
+      cmd: o.cmd,
+      env: o.env,
+      workingDir: o.workdir,
+      user: o.user,
+      exposedPorts: o.port,
+      labels: labels ? Object.fromEntries(labels) : undefined,
+    }
+    if (Object.values(edit).some((v) => v !== undefined)) img = await editConfig(img, edit, { created })
+    const p = progressLine('packing', o.quiet)
+    try {
+      const d = await write(dst, img)
+      if (o.json) printJson(d)
+      else process.stdout.write(`${dst} ${d.digest}\n`)
+    } finally {
+      p.stop()
+      await Promise.all(layers.map((l) => l.dispose()))
+    }
+  })
+}

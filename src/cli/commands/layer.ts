@@ -1,0 +1,138 @@
+import { type Command, Option } from 'commander'
+import { OcikitError } from '../../errors.ts'
+import { type EncodeOptions, type LayerInfo, writeLayerFile } from '../../layer/build.ts'
+import { listLayerFile } from '../../layer/read.ts'
+import { diffEntries } from '../../layer/source-diff.ts'
+import { directoryEntries } from '../../layer/source-directory.ts'
+import { jsonOption } from '../options.ts'
+import { humanSize, printJson } from '../output.ts'
+import { progressLine } from '../progress.ts'
+
+/** Options shared by the commands that make layers. */
+export interface LayerCliOptions {
+  prefix?: string
+  compression: 'gzip' | 'zstd' | 'none'
+  level?: number
+  timestamp?: string
+  chown?: { uid: number; gid: number }
+  ignoreFile?: string | false
+  quiet?: boolean
+}
+
+function parseChown(v: string): { uid: number; gid: number } {
+  const m = /^(\d+):(\d+)$/.exec(v)
+  if (!m) throw new OcikitError('INVALID_ARGUMENT', `--chown takes numeric UID:GID, got '${v}'`)
+  return { uid: Number(m[1]), gid: Number(m[2]) }
+}
+
+/** Adds the options that say how a layer is made. */
+export function addLayerOptions(c: Command): Command {
+  return c
+    .option('--prefix <path>', 'where the content goes in the image, e.g. /app (default: /)')
+    .addOption(new Option('--compression <kind>', 'layer compression').choices(['gzip', 'zstd', 'none']).default('gzip'))
+    .addOption(new Option('--level <n>', 'compression level (gzip 1-9, default 6; zstd 1-19, default 3)').argParser((v) => Number(v)))
+    .option('--timestamp <time>', 'time stamped on every entry: seconds since the epoch or ISO 8601 (default: $SOURCE_DATE_EPOCH, else 1970-01-01)')
+    .addOption(new Option('--chown <uid:gid>', 'owner of every entry (default 0:0)').argParser(parseChown))
+    .option('--ignore-file <file>', 'ignore rules in .dockerignore syntax (default: DIR/.ociignore, else DIR/.dockerignore)')
+    .option('--no-ignore-file', 'use no ignore rules')
+    .option('-q, --quiet', 'no progress display')
+}
+
+/** The encode options a layer command's flags say. */
+export function encodeOptions(o: LayerCliOptions): EncodeOptions {
+  return { compression: o.compression, level: o.level, timestamp: o.timestamp }
+}
+
+function printInfo(info: LayerInfo, file: string, json: boolean | undefined): void {
+  if (json) return printJson({ file, ...info })
+  process.stdout.write(
+    [
+      `file:         ${file}`,
+      `media type:   ${info.mediaType}`,
+      `digest:       ${info.digest}`,
+      `diffID:       ${info.diffId}`,
+      `size:         ${info.size} (${humanSize(info.size)}); uncompressed ${info.uncompressedSize} (${humanSize(info.uncompressedSize)})`,
+      `entries:      ${info.entries}`,
+      '',
+    ].join('\n'),
+  )
+}
+
+const notice = (m: string) => process.stderr.write(`ocikit: ${m}\n`)
+
+export function register(program: Command): void {
+  const layer = program.command('layer').description('make and list layer files (deterministic tar, gzip/zstd/none)')
+  addLayerOptions(
+    layer
+      .command('create')
+      .description('pack a directory as a layer file; prints digest, diffID and size')
+      .argument('<dir>', 'directory to pack')
+      .requiredOption('-o, --output <file>', 'layer file to write'),
+  )
+    .addOption(jsonOption())
+    .action(async (dir: string, o: LayerCliOptions & { output: string; json?: boolean }) => {
+      const p = progressLine('packing', o.quiet)
+      try {
+        const entries = directoryEntries(dir, {
+          prefix: o.prefix,
+          uid: o.chown?.uid,
+          gid: o.chown?.gid,
+          ignoreFile: o.ignoreFile === false ? false : o.ignoreFile,
+          onNotice: notice,
+        })
+        printInfo(await writeLayerFile(entries, o.output, { ...encodeOptions(o), onProgress: p.onProgress }), o.output, o.json)
+      } finally {
+        p.stop()
+      }
+    })
+  addLayerOptions(
+    layer
+      .command('diff')
+      .description('pack what changed from OLD to NEW as a layer file, with whiteouts for deletions')
+      .argument('<old>', 'the tree before')
+      .argument('<new>', 'the tree after')
+      .requiredOption('-o, --output <file>', 'layer file to write'),
+  )
+    .option('--skip-empty', 'write no file when nothing changed')
+    .addOption(jsonOption())
+    .action(async (oldDir: string, newDir: string, o: LayerCliOptions & { output: string; json?: boolean; skipEmpty?: boolean }) => {
+      const p = progressLine('diffing', o.quiet)
+      let info: LayerInfo
+      try {
+        const entries = diffEntries(oldDir, newDir, { prefix: o.prefix, uid: o.chown?.uid, gid: o.chown?.gid, onNotice: notice })
+        const collected = []
+        for await (const e of entries) collected.push(e)
+        if (collected.length === 0 && o.skipEmpty) {
+          process.stdout.write(o.json ? `${JSON.stringify({ empty: true, written: false })}\n` : 'no changes: empty layer, nothing written\n')
+          return
+        }
+        info = await writeLayerFile(collected, o.output, { ...encodeOptions(o), onProgress: p.onProgress })
+      } finally {
+        p.stop()
+      }
+      if (info.empty && !o.json) process.stderr.write('ocikit: no changes: the layer is empty\n')
+      printInfo(info, o.output, o.json)
+    })
+  layer
+    .command('ls')
+    .description('list the entries of a layer file (any compression); whiteouts are marked')
+    .argument('<file>', 'layer file')
+    .addOption(jsonOption())
+    .action(async (file: string, o: { json?: boolean }) => {
+      const all = []
+      for await (const e of listLayerFile(file)) {
+        if (o.json) all.push(e)
+        else {
+          const mark = e.whiteout
+            ? e.whiteout.kind === 'opaque'
+              ? `  [opaque: hides ${e.whiteout.target}/ below]`
+              : `  [whiteout: deletes ${e.whiteout.target}]`
+            : ''
+          const link = e.linkname ? ` -> ${e.linkname}` : ''
+          const mode = e.mode.toString(8).padStart(4, '0')
+          process.stdout.write(`${e.type.padEnd(9)} ${mode} ${`${e.uid}:${e.gid}`.padEnd(9)} ${String(e.size).padStart(10)}  ${e.path}${link}${mark}\n`)
+        }
+      }
+      if (o.json) printJson(all)
+    })
+}

@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import type { Command } from 'commander'
+import { readImage } from '../../api.ts'
+import { unpackImage } from '../../layer/apply.ts'
+import { exportImage } from '../../layer/export.ts'
+import type { Platform } from '../../spec/schemas.ts'
+import { platformOption } from '../options.ts'
+import { humanSize } from '../output.ts'
+
+const notice = (m: string) => process.stderr.write(`ocikit: ${m}\n`)
+
+export function register(program: Command): void {
+  program
+    .command('unpack')
+    .description('apply every layer of an image, in order, into a root filesystem directory (new or empty)')
+    .argument('<name>', 'image name, e.g. oci:./out:v1')
+    .argument('<dir>', 'directory to unpack into')
+    .addOption(platformOption())
+    .option('--max-ratio <n>', 'stop a layer that expands more than N times its compressed size (default 250)', Number)
+    .action(async (name: string, dir: string, o: { platform?: Platform; maxRatio?: number }) => {
+      const img = await readImage(name, { platform: o.platform })
+      const s = await unpackImage(img, dir, { onNotice: notice, maxRatio: o.maxRatio })
+      process.stdout.write(
+        `unpacked ${s.entries} entries (${humanSize(s.bytes)}, ${s.whiteouts} whiteouts${s.skipped ? `, ${s.skipped} skipped` : ''}) into ${dir}\n`,
+      )
+    })
+  program
+    .command('export')
+    .description("write an image's merged filesystem (all layers applied) as one uncompressed tar")
+    .argument('<name>', 'image name')
+    .requiredOption('-o, --output <file>', "tar file to write ('-' for standard output)")
+    .addOption(platformOption())
+    .action(async (name: string, o: { output: string; platform?: Platform }) => {
+      const img = await readImage(name, { platform: o.platform })
+      if (o.output === '-') return pipeline(exportImage(img), process.stdout)
+      const tmp = path.join(path.dirname(o.output), `.${path.basename(o.output)}.tmp-${randomBytes(6).toString('hex')}`)
+      try {
+        await pipeline(exportImage(img), createWriteStream(tmp))
+        await fs.rename(tmp, o.output)
+      } finally {
+        await fs.rm(tmp, { force: true })
+      }
+    })
+}

@@ -1,0 +1,194 @@
+/**
+ * Changing images: each function returns a new lazy view over the old one; the old image's
+ * objects are never modified, and nothing is copied until a store writes the result.
+ */
+import type { Readable } from 'node:stream'
+import { type Digest, digestOf } from '../digest.ts'
+import { NotSupportedError, OcikitError } from '../errors.ts'
+import { canonicalJson } from '../spec/canonical.ts'
+import { layerCompression, MediaType } from '../spec/media-types.ts'
+import type { ContainerConfig, Descriptor, History, ImageConfig, Manifest, Platform } from '../spec/schemas.ts'
+import { currentPlatform } from './platform.ts'
+import type { Image, IoOptions, Layer } from './types.ts'
+
+/** A layer seen under another media type with the same bytes (e.g. OCI gzip as Docker gzip). */
+class RetypedLayer implements Layer {
+  readonly mediaType: string
+  readonly #inner: Layer
+  constructor(inner: Layer, mediaType: string) {
+    this.#inner = inner
+    this.mediaType = mediaType
+  }
+  digest() {
+    return this.#inner.digest()
+  }
+  diffId() {
+    return this.#inner.diffId()
+  }
+  size() {
+    return this.#inner.size()
+  }
+  compressed(o?: IoOptions): Promise<Readable> {
+    return this.#inner.compressed(o)
+  }
+  uncompressed(o?: IoOptions): Promise<Readable> {
+    return this.#inner.uncompressed(o)
+  }
+}
+
+const DOCKER_LAYER = { gzip: MediaType.dockerLayerGzip, none: 'application/vnd.docker.image.rootfs.diff.tar', zstd: undefined } as const
+
+/** An image assembled from a config and layers; its manifest is computed on first use. */
+class AssembledImage implements Image {
+  readonly kind = 'image' as const
+  readonly #mediaType: string
+  readonly #config: ImageConfig
+  readonly #layers: Layer[]
+  readonly #annotations: Record<string, string> | undefined
+  #built: Promise<{ raw: Uint8Array; manifest: Manifest; rawConfig: Uint8Array }> | undefined
+  constructor(mediaType: string, config: ImageConfig, layers: Layer[], annotations?: Record<string, string>) {
+    this.#mediaType = mediaType
+    this.#config = config
+    this.#layers = layers
+    this.#annotations = annotations
+  }
+  #build() {
+    this.#built ??= (async () => {
+      const config = structuredClone(this.#config)
+      config.rootfs = { type: 'layers', diff_ids: await Promise.all(this.#layers.map((l) => l.diffId())) }
+      const rawConfig = canonicalJson(config)
+      const docker = this.#mediaType === MediaType.dockerManifest
+      const layers: Descriptor[] = await Promise.all(
+        this.#layers.map(async (l) => {
+          const d: Descriptor = { mediaType: l.mediaType, digest: await l.digest(), size: await l.size() }
+          const urls = (l as { descriptor?: () => Descriptor }).descriptor?.().urls
+          if (urls) d.urls = urls
+          return d
+        }),
+      )
+      const manifest: Manifest = {
+        schemaVersion: 2,
+        mediaType: this.#mediaType,
+        config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: digestOf(rawConfig), size: rawConfig.length },
+        layers,
+        ...(this.#annotations && Object.keys(this.#annotations).length > 0 ? { annotations: this.#annotations } : {}),
+      }
+      return { raw: canonicalJson(manifest), manifest, rawConfig }
+    })()
+    this.#built.catch(() => {
+      this.#built = undefined
+    })
+    return this.#built
+  }
+  async mediaType() {
+    return this.#mediaType
+  }
+  async manifest() {
+    return structuredClone((await this.#build()).manifest)
+  }
+  async rawManifest() {
+    return new Uint8Array((await this.#build()).raw)
+  }
+  async digest(): Promise<Digest> {
+    return digestOf((await this.#build()).raw)
+  }
+  async config() {
+    return structuredClone(JSON.parse(Buffer.from((await this.#build()).rawConfig).toString()) as ImageConfig)
+  }
+  async rawConfig() {
+    return new Uint8Array((await this.#build()).rawConfig)
+  }
+  async layers() {
+    return [...this.#layers]
+  }
+}
+
+/** The empty image every image starts from: no layers, an OCI manifest, this platform unless given. */
+export function scratch(platform: Platform = currentPlatform()): Image {
+  const config: ImageConfig = {
+    architecture: platform.architecture,
+    os: platform.os,
+    ...(platform.variant ? { variant: platform.variant } : {}),
+    config: {},
+    rootfs: { type: 'layers', diff_ids: [] },
+    history: [],
+  }
+  return new AssembledImage(MediaType.ociManifest, config, [])
+}
+
+/** One history entry per appended layer (default: `created_by: "ocikit"`). */
+export interface AppendOptions {
+  history?: Partial<History> | undefined
+  /** `created` of the config and the history entries (ISO 8601); default: the layer timestamp rules' 1970-01-01. */
+  created?: string | undefined
+}
+
+/**
+ * The image with `layers` added on top. On a Docker v2 base, gzip and uncompressed layers are
+ * listed under Docker media types (same bytes); zstd layers need an OCI base.
+ */
+export async function appendLayers(base: Image, layers: Layer[], o: AppendOptions = {}): Promise<Image> {
+  const mediaType = await base.mediaType()
+  const docker = mediaType === MediaType.dockerManifest
+  const added = layers.map((l) => {
+    if (!docker) return l
+    const c = layerCompression(l.mediaType)
+    const t = c === undefined ? undefined : DOCKER_LAYER[c]
+    if (!t) throw new NotSupportedError(`a ${l.mediaType} layer cannot go into a Docker v2 image; use an OCI base image`)
+    return new RetypedLayer(l, t)
+  })
+  const config = await base.config()
+  const created = o.created ?? config.created ?? '1970-01-01T00:00:00Z'
+  config.created = created
+  config.history = [...(config.history ?? []), ...layers.map(() => ({ created, created_by: 'ocikit', ...o.history }))]
+  const manifest = await base.manifest()
+  return new AssembledImage(mediaType, config, [...(await base.layers()), ...added], manifest.annotations)
+}
+
+/** Changes to the runtime config of an image. Unset fields are left as they are. */
+export interface ConfigEdit {
+  entrypoint?: string[] | null | undefined
+  cmd?: string[] | null | undefined
+  /** `KEY=VALUE` entries; a KEY already set is replaced, order kept. */
+  env?: string[] | undefined
+  workingDir?: string | undefined
+  user?: string | undefined
+  /** `80`, `80/tcp`, `53/udp`. */
+  exposedPorts?: string[] | undefined
+  labels?: Record<string, string> | undefined
+}
+
+/** The image with its runtime config edited (and an empty-layer history entry recording it). */
+export async function editConfig(base: Image, edit: ConfigEdit, o: AppendOptions = {}): Promise<Image> {
+  const config = await base.config()
+  const c: ContainerConfig = { ...(config.config ?? {}) }
+  if (edit.entrypoint !== undefined) c.Entrypoint = edit.entrypoint
+  if (edit.cmd !== undefined) c.Cmd = edit.cmd
+  if (edit.workingDir !== undefined) c.WorkingDir = edit.workingDir
+  if (edit.user !== undefined) c.User = edit.user
+  if (edit.env) {
+    const env = [...(c.Env ?? [])]
+    for (const kv of edit.env) {
+      const eq = kv.indexOf('=')
+      if (eq <= 0) throw new OcikitError('INVALID_ARGUMENT', `env entry '${kv}' is not KEY=VALUE`)
+      const i = env.findIndex((e) => e.startsWith(`${kv.slice(0, eq)}=`))
+      if (i >= 0) env[i] = kv
+      else env.push(kv)
+    }
+    c.Env = env
+  }
+  if (edit.exposedPorts) {
+    const ports = { ...(c.ExposedPorts ?? {}) }
+    for (const p of edit.exposedPorts) {
+      if (!/^\d{1,5}(\/(tcp|udp|sctp))?$/.test(p)) throw new OcikitError('INVALID_ARGUMENT', `port '${p}' is not PORT[/tcp|udp|sctp]`)
+      ports[p.includes('/') ? p : `${p}/tcp`] = {}
+    }
+    c.ExposedPorts = ports
+  }
+  if (edit.labels) c.Labels = { ...(c.Labels ?? {}), ...edit.labels }
+  config.config = c
+  const created = o.created ?? config.created ?? '1970-01-01T00:00:00Z'
+  config.history = [...(config.history ?? []), { created, created_by: 'ocikit config', empty_layer: true, ...o.history }]
+  const manifest = await base.manifest()
+  return new AssembledImage(await base.mediaType(), config, await base.layers(), manifest.annotations)
+}

@@ -1,0 +1,338 @@
+/**
+ * Applying layers onto a directory, safely. No entry is written outside the target: absolute
+ * names and `..` are refused, a path that goes through a symlink pointing outside the root (or
+ * to an absolute target) is refused, hardlinks must point at entries inside the root, and files
+ * are created with O_EXCL so an existing symlink is never followed. Whiteouts delete what lower
+ * layers put there; entries of the same layer are never deleted by its own whiteouts.
+ */
+import { execFile } from 'node:child_process'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { type Readable, Transform } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { promisify } from 'node:util'
+import tarStream from 'tar-stream'
+import { verifyingStream } from '../digest.ts'
+import { isErrno, OcikitError, UnsafePathError } from '../errors.ts'
+import type { Image, Layer } from '../image/types.ts'
+import { chain } from '../image/view.ts'
+import { compressionOf, decompressor } from './compression.ts'
+import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
+
+const run = promisify(execFile)
+
+/** Options of {@link applyLayer} and {@link applyTar}. */
+export interface ApplyOptions {
+  signal?: AbortSignal | undefined
+  /** Told about what was skipped or could not be restored (device nodes, ownership). */
+  onNotice?: ((message: string) => void) | undefined
+  /** Stop when the uncompressed stream exceeds this many times the compressed bytes (default 250), once past 64 MiB. */
+  maxRatio?: number | undefined
+  /** Stop when the uncompressed stream exceeds this many bytes (default 64 GiB). */
+  maxSize?: number | undefined
+  /** Restore file owners (default: when running as root). */
+  restoreOwnership?: boolean | undefined
+}
+
+/** What applying a layer did. */
+export interface ApplyStats {
+  entries: number
+  whiteouts: number
+  /** Entries skipped (device nodes when not root). */
+  skipped: number
+  /** Bytes of file content written. */
+  bytes: number
+}
+
+const RATIO_GRACE = 64 << 20
+
+/** Counts bytes; used to compare the compressed and uncompressed sides of a layer. */
+class Counter extends Transform {
+  count = 0
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: (e?: Error | null, d?: Buffer) => void): void {
+    this.count += chunk.length
+    cb(null, chunk)
+  }
+}
+
+/** Fails the stream when the bytes passing exceed a size, or a ratio of the bytes `input` counted. */
+function expansionGuard(input: Counter | undefined, o: ApplyOptions, what: string): Transform {
+  const maxRatio = o.maxRatio ?? 250
+  const maxSize = o.maxSize ?? 64 * 2 ** 30
+  let out = 0
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      out += chunk.length
+      if (out > maxSize)
+        return cb(new OcikitError('TOO_LARGE', `${what}: uncompressed content exceeds ${maxSize} bytes; stopped (raise maxSize if this is expected)`))
+      if (input && out > RATIO_GRACE && out > maxRatio * input.count) {
+        return cb(
+          new OcikitError(
+            'TOO_LARGE',
+            `${what}: expands more than ${maxRatio}× (a compression bomb?); stopped after ${out} bytes (raise maxRatio if this is expected)`,
+          ),
+        )
+      }
+      cb(null, chunk)
+    },
+  })
+}
+
+class Applier {
+  readonly root: string
+  readonly o: ApplyOptions
+  readonly stats: ApplyStats = { entries: 0, whiteouts: 0, skipped: 0, bytes: 0 }
+  /** Paths (relative) this layer wrote, which its own whiteouts must not delete. */
+  readonly created = new Set<string>()
+  readonly dirTimes: { path: string; mtime: Date }[] = []
+  readonly isRoot = process.getuid?.() === 0
+  readonly restoreOwnership: boolean
+  #noticed = new Set<string>()
+  constructor(root: string, o: ApplyOptions) {
+    this.root = root
+    this.o = o
+    this.restoreOwnership = o.restoreOwnership ?? this.isRoot
+  }
+
+  notice(key: string, msg: string): void {
+    if (this.#noticed.has(key)) return
+    this.#noticed.add(key)
+    this.o.onNotice?.(msg)
+  }
+
+  /**
+   * The real directory for a relative directory path, resolving symlinks inside the root and
+   * creating missing directories (0755) when `create`. Throws UNSAFE_PATH for anything that
+   * would leave the root.
+   */
+  async dir(rel: string, entry: string, create: boolean): Promise<string> {
+    let cur = this.root
+    const queue = rel ? rel.split('/') : []
+    let hops = 0
+    while (queue.length > 0) {
+      const part = queue.shift() as string
+      if (part === '' || part === '.') continue
+      if (part === '..') {
+        if (cur === this.root) throw new UnsafePathError(entry, 'resolves outside the root through a symlink')
+        cur = path.dirname(cur)
+        continue
+      }
+      const next = path.join(cur, part)
+      const st = await fs.lstat(next).catch((e) => {
+        if (isErrno(e, 'ENOENT')) return undefined
+        throw e
+      })
+      if (!st) {
+        if (!create) throw new OcikitError('INVALID_LAYER', `${entry}: ${path.relative(this.root, next)} does not exist`)
+        await fs.mkdir(next, { mode: 0o755 })
+        this.created.add(path.relative(this.root, next))
+        cur = next
+      } else if (st.isSymbolicLink()) {
+        if (++hops > 40) throw new UnsafePathError(entry, 'too many levels of symlinks')
+        const target = await fs.readlink(next)
+        if (path.isAbsolute(target)) {
+          throw new UnsafePathError(
+            entry,
+            `would be written through symlink ${path.relative(this.root, next)} -> ${target}, an absolute target outside the extraction root`,
+          )
+        }
+        queue.unshift(...target.split('/'))
+      } else if (st.isDirectory()) {
+        cur = next
+      } else {
+        throw new UnsafePathError(entry, `${path.relative(this.root, next)} is not a directory`)
+      }
+    }
+    return cur
+  }
+
+  async remove(p: string): Promise<void> {
+    await fs.rm(p, { recursive: true, force: true })
+  }
+
+  async entry(header: tarStream.Header, body: Readable): Promise<void> {
+    const raw = header.name
+    const rel = cleanEntryPath(raw)
+    if (rel === '') {
+      body.resume()
+      return // the root itself: its metadata is the target's business
+    }
+    const slash = rel.lastIndexOf('/')
+    const parentRel = slash < 0 ? '' : rel.slice(0, slash)
+    const base = rel.slice(slash + 1)
+    this.stats.entries++
+
+    if (base.startsWith(WHITEOUT_PREFIX)) {
+      body.resume()
+      this.stats.whiteouts++
+      const dir = await this.dir(parentRel, raw, true)
+      if (base === OPAQUE_WHITEOUT) {
+        for (const name of await fs.readdir(dir)) {
+          if (!this.created.has(parentRel ? `${parentRel}/${name}` : name)) await this.remove(path.join(dir, name))
+        }
+      } else {
+        const name = base.slice(WHITEOUT_PREFIX.length)
+        if (name === '' || name === '.' || name === '..') throw new UnsafePathError(raw, 'whiteout of nothing')
+        if (!this.created.has(parentRel ? `${parentRel}/${name}` : name)) await this.remove(path.join(dir, name))
+      }
+      return
+    }
+
+    const dir = await this.dir(parentRel, raw, true)
+    const target = path.join(dir, base)
+    const existing = await fs.lstat(target).catch((e) => {
+      if (isErrno(e, 'ENOENT')) return undefined
+      throw e
+    })
+    const mode = (header.mode ?? 0o644) & 0o7777
+    const mtime = header.mtime ?? new Date(0)
+    this.created.add(rel)
+
+    switch (header.type) {
+      case 'directory': {
+        if (existing && !existing.isDirectory()) await this.remove(target)
+        if (!existing || !existing.isDirectory()) await fs.mkdir(target, { mode })
+        await fs.chmod(target, mode)
+        body.resume()
+        await this.owner(target, header)
+        this.dirTimes.push({ path: target, mtime })
+        return
+      }
+      case 'file':
+      case 'contiguous-file': {
+        if (existing) await this.remove(target)
+        // O_EXCL: never follow whatever might be at the path.
+        const fh = await fs.open(target, 'wx', mode)
+        try {
+          for await (const chunk of body) await fh.write(chunk as Buffer)
+        } finally {
+          await fh.close()
+        }
+        this.stats.bytes += header.size ?? 0
+        await fs.chmod(target, mode)
+        await this.owner(target, header)
+        await fs.utimes(target, mtime, mtime)
+        return
+      }
+      case 'symlink': {
+        body.resume()
+        if (existing) await this.remove(target)
+        await fs.symlink(header.linkname ?? '', target)
+        await this.owner(target, header)
+        await fs.lutimes(target, mtime, mtime)
+        return
+      }
+      case 'link': {
+        body.resume()
+        const linkRel = cleanEntryPath(header.linkname ?? '')
+        const ls = linkRel.lastIndexOf('/')
+        const linkDir = await this.dir(ls < 0 ? '' : linkRel.slice(0, ls), raw, false)
+        const source = path.join(linkDir, linkRel.slice(ls + 1))
+        const st = await fs.lstat(source).catch(() => undefined)
+        if (!st) throw new OcikitError('INVALID_LAYER', `${raw}: hardlink to '${header.linkname}', which does not exist`)
+        if (st.isDirectory()) throw new UnsafePathError(raw, `hardlink to directory '${header.linkname}'`)
+        if (existing) await this.remove(target)
+        await fs.link(source, target)
+        return
+      }
+      case 'fifo':
+      case 'character-device':
+      case 'block-device': {
+        body.resume()
+        if (existing) await this.remove(target)
+        if (header.type === 'fifo') await run('mkfifo', ['-m', mode.toString(8), target])
+        else if (this.isRoot) {
+          await run('mknod', [
+            '-m',
+            mode.toString(8),
+            target,
+            header.type === 'block-device' ? 'b' : 'c',
+            String(header.devmajor ?? 0),
+            String(header.devminor ?? 0),
+          ])
+        } else {
+          this.stats.skipped++
+          this.created.delete(rel)
+          this.notice('device', `skipped device node ${rel} (and any others): creating device nodes needs root`)
+          return
+        }
+        await this.owner(target, header)
+        return
+      }
+      default:
+        body.resume()
+        this.stats.skipped++
+        this.notice(`type-${header.type}`, `skipped ${rel}: tar entry type '${header.type}' is not supported`)
+    }
+  }
+
+  async owner(target: string, header: tarStream.Header): Promise<void> {
+    if (!this.restoreOwnership) {
+      if ((header.uid ?? 0) !== process.getuid?.() || (header.gid ?? 0) !== process.getgid?.()) {
+        this.notice('owner', 'file owners not restored (not running as root); files belong to the current user')
+      }
+      return
+    }
+    await fs.lchown(target, header.uid ?? 0, header.gid ?? 0)
+  }
+
+  async finish(): Promise<void> {
+    // Directory times last, deepest first: writing into a directory changes its mtime.
+    for (const d of this.dirTimes.reverse()) await fs.utimes(d.path, d.mtime, d.mtime).catch(() => {})
+  }
+}
+
+/** Applies an uncompressed tar stream onto `dir` (created if missing). */
+export async function applyTar(tar: Readable, dir: string, o: ApplyOptions = {}): Promise<ApplyStats> {
+  await fs.mkdir(dir, { recursive: true })
+  const applier = new Applier(await fs.realpath(dir), o)
+  const extract = tarStream.extract()
+  const feeding = pipeline(tar, expansionGuard(undefined, o, 'layer'), extract as unknown as NodeJS.WritableStream, { signal: o.signal })
+  try {
+    for await (const entry of extract) {
+      await applier.entry(entry.header, entry as unknown as Readable)
+    }
+    await feeding
+  } catch (e) {
+    extract.destroy()
+    await feeding.catch(() => {})
+    throw e
+  }
+  await applier.finish()
+  return applier.stats
+}
+
+/** Applies a layer onto `dir`, verifying its digest and diff ID, and stopping compression bombs. */
+export async function applyLayer(layer: Layer, dir: string, o: ApplyOptions = {}): Promise<ApplyStats> {
+  const what = `layer ${await layer.digest()}`
+  const counter = new Counter()
+  const guarded = chain(
+    await layer.compressed(o),
+    counter,
+    decompressor(compressionOf(layer.mediaType)),
+    expansionGuard(counter, o, what),
+    verifyingStream({ digest: await layer.diffId() }, `${what} (uncompressed)`),
+  )
+  return applyTar(guarded, dir, { ...o, maxSize: Number.POSITIVE_INFINITY })
+}
+
+/**
+ * Unpacks an image (every layer, in order) into a root filesystem directory, which must be
+ * missing or empty. Returns the summed stats.
+ */
+export async function unpackImage(img: Image, dir: string, o: ApplyOptions = {}): Promise<ApplyStats> {
+  const existing = await fs.readdir(dir).catch((e) => {
+    if (isErrno(e, 'ENOENT')) return []
+    throw e
+  })
+  if (existing.length > 0) throw new OcikitError('INVALID_ARGUMENT', `${dir} is not empty; unpack into a new or empty directory`)
+  const total: ApplyStats = { entries: 0, whiteouts: 0, skipped: 0, bytes: 0 }
+  for (const layer of await img.layers()) {
+    const s = await applyLayer(layer, dir, o)
+    total.entries += s.entries
+    total.whiteouts += s.whiteouts
+    total.skipped += s.skipped
+    total.bytes += s.bytes
+  }
+  return total
+}

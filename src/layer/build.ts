@@ -1,0 +1,213 @@
+/**
+ * Making layers in one pass: entries → tar → (hash diffID) → compress → (hash digest) → sink.
+ * The diffID, the digest and both sizes come from the pass that writes the blob.
+ */
+import { randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream, rmSync } from 'node:fs'
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
+import type { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import { type Digest, DigestingStream, verifyingStream } from '../digest.ts'
+import { OcikitError } from '../errors.ts'
+import type { IoOptions, Layer, Progress } from '../image/types.ts'
+import { chain } from '../image/view.ts'
+import { type Compression, ociLayerType } from '../spec/media-types.ts'
+import { compressor } from './compress.ts'
+import { decompressor } from './compression.ts'
+import type { LayerEntry } from './entry.ts'
+import { type DiffSourceOptions, diffEntries } from './source-diff.ts'
+import { type DirectorySourceOptions, directoryEntries } from './source-directory.ts'
+import { type FileMapOptions, type FileSpec, fileMapEntries } from './source-files.ts'
+import { tarEntries } from './tar-write.ts'
+
+/** How a layer is encoded. */
+export interface EncodeOptions {
+  /** Default gzip. */
+  compression?: Compression | undefined
+  /** Compression level (gzip 1-9, default 6; zstd 1-19, default 3). */
+  level?: number | undefined
+  /**
+   * Timestamp of every entry: seconds since the epoch, a Date, or an ISO 8601 string.
+   * Default: `$SOURCE_DATE_EPOCH` if set, else 0 (1970-01-01).
+   */
+  timestamp?: number | Date | string | undefined
+  /** Blocks compressed at once (default: cores + 1). */
+  concurrency?: number | undefined
+  signal?: AbortSignal | undefined
+  /** Called about five times a second with the uncompressed bytes packed so far. */
+  onProgress?: ((p: Progress) => void) | undefined
+}
+
+/** What encoding a layer produced. */
+export interface LayerInfo {
+  mediaType: string
+  /** Digest of the blob (compressed). */
+  digest: Digest
+  /** Digest of the uncompressed tar. */
+  diffId: Digest
+  /** Bytes of the blob. */
+  size: number
+  /** Bytes of the uncompressed tar. */
+  uncompressedSize: number
+  /** Entries in the tar. */
+  entries: number
+  /** True when the layer holds no entries (for a diff: nothing changed). */
+  empty: boolean
+}
+
+/** Resolves the timestamp option to whole seconds since the epoch. */
+export function resolveTimestamp(t: EncodeOptions['timestamp']): number {
+  if (t === undefined) {
+    const env = process.env.SOURCE_DATE_EPOCH
+    if (env === undefined || env === '') return 0
+    if (!/^\d+$/.test(env)) throw new OcikitError('INVALID_ARGUMENT', `SOURCE_DATE_EPOCH must be whole seconds since the epoch, got '${env}'`)
+    return Number(env)
+  }
+  const secs = typeof t === 'number' ? t : t instanceof Date ? t.getTime() / 1000 : /^\d+$/.test(t) ? Number(t) : Date.parse(t) / 1000
+  if (!Number.isFinite(secs) || secs < 0 || secs >= 2 ** 31) {
+    throw new OcikitError('INVALID_ARGUMENT', `invalid timestamp '${String(t)}': use seconds since the epoch or an ISO 8601 date between 1970 and 2038`)
+  }
+  return Math.floor(secs)
+}
+
+/**
+ * Encodes entries into `sink` in one pass and returns what was written. Nothing is buffered
+ * beyond the compressor's blocks in flight.
+ */
+export async function encodeLayer(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, sink: Writable, o: EncodeOptions = {}): Promise<LayerInfo> {
+  const compression = o.compression ?? 'gzip'
+  const mtime = resolveTimestamp(o.timestamp)
+  const z = compressor(compression, { level: o.level, concurrency: o.concurrency })
+  const tar = tarEntries(entries, mtime)
+  const diff = new DigestingStream()
+  const blob = new DigestingStream()
+  const timer = o.onProgress ? setInterval(() => o.onProgress?.({ id: 'layer', done: diff.size }), 200) : undefined
+  try {
+    await pipeline(tar.stream, diff, z, blob, sink, { signal: o.signal })
+  } finally {
+    clearInterval(timer)
+  }
+  const { entries: n } = await tar.stats
+  o.onProgress?.({ id: 'layer', done: diff.size })
+  return {
+    mediaType: ociLayerType(compression),
+    digest: blob.digest,
+    diffId: diff.digest,
+    size: blob.size,
+    uncompressedSize: diff.size,
+    entries: n,
+    empty: n === 0,
+  }
+}
+
+/** Encodes entries into a file: written to a temp file beside it and renamed when complete. */
+export async function writeLayerFile(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, file: string, o: EncodeOptions = {}): Promise<LayerInfo> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`)
+  try {
+    const info = await encodeLayer(entries, createWriteStream(tmp), o)
+    await fs.rename(tmp, file)
+    return info
+  } finally {
+    await fs.rm(tmp, { force: true })
+  }
+}
+
+const staged = new Set<string>()
+process.once('exit', () => {
+  for (const f of staged) rmSync(f, { force: true })
+})
+
+/**
+ * A layer made from entries. It is encoded once, on first need, into a staging file (in
+ * `stagingDir`, default the OS temp dir) that later reads stream from, verified; the staging
+ * file is removed by {@link EntriesLayer.dispose} or when the process exits.
+ */
+export class EntriesLayer implements Layer {
+  readonly mediaType: string
+  readonly #entries: () => AsyncIterable<LayerEntry> | Iterable<LayerEntry>
+  readonly #o: EncodeOptions & { stagingDir?: string | undefined }
+  #staged: Promise<{ file: string; info: LayerInfo }> | undefined
+  constructor(entries: () => AsyncIterable<LayerEntry> | Iterable<LayerEntry>, o: EncodeOptions & { stagingDir?: string | undefined } = {}) {
+    this.#entries = entries
+    this.#o = { ...o, timestamp: resolveTimestamp(o.timestamp) }
+    this.mediaType = ociLayerType(o.compression ?? 'gzip')
+  }
+  #stage(): Promise<{ file: string; info: LayerInfo }> {
+    if (!this.#staged) {
+      this.#staged = (async () => {
+        const dir = this.#o.stagingDir ?? os.tmpdir()
+        const file = path.join(dir, `ocikit-layer-${randomBytes(8).toString('hex')}`)
+        staged.add(file)
+        try {
+          const info = await encodeLayer(this.#entries(), createWriteStream(file), this.#o)
+          return { file, info }
+        } catch (e) {
+          staged.delete(file)
+          await fs.rm(file, { force: true })
+          throw e
+        }
+      })()
+      this.#staged.catch(() => {
+        this.#staged = undefined
+      })
+    }
+    return this.#staged
+  }
+  /** Everything encoding found: digests, sizes, entry count, emptiness. */
+  async info(): Promise<LayerInfo> {
+    return { ...(await this.#stage()).info }
+  }
+  async digest(): Promise<Digest> {
+    return (await this.#stage()).info.digest
+  }
+  async diffId(): Promise<Digest> {
+    return (await this.#stage()).info.diffId
+  }
+  async size(): Promise<number> {
+    return (await this.#stage()).info.size
+  }
+  async compressed(o?: IoOptions): Promise<Readable> {
+    const { file, info } = await this.#stage()
+    return chain(createReadStream(file, { highWaterMark: 1 << 20, signal: o?.signal }), verifyingStream(info, `staged layer ${info.digest}`))
+  }
+  async uncompressed(o?: IoOptions): Promise<Readable> {
+    const info = (await this.#stage()).info
+    return chain(
+      await this.compressed(o),
+      decompressor(this.#o.compression ?? 'gzip'),
+      verifyingStream({ digest: info.diffId }, `staged layer ${info.digest} (uncompressed)`),
+    )
+  }
+  /** Removes the staging file; the layer re-encodes if used again. */
+  async dispose(): Promise<void> {
+    const s = this.#staged
+    this.#staged = undefined
+    if (!s) return
+    const { file } = await s.catch(() => ({ file: undefined }))
+    if (file) {
+      staged.delete(file)
+      await fs.rm(file, { force: true })
+    }
+  }
+}
+
+/** Options of the layer constructors. */
+export type LayerOptions = EncodeOptions & { stagingDir?: string | undefined }
+
+/** A layer holding a directory tree (placed at `prefix` in the image). */
+export function layerFromDirectory(dir: string, o: LayerOptions & DirectorySourceOptions = {}): EntriesLayer {
+  return new EntriesLayer(() => directoryEntries(dir, o), o)
+}
+
+/** A layer holding a map of files (path → content, mode, or symlink target). */
+export function layerFromFiles(files: Readonly<Record<string, FileSpec>>, o: LayerOptions & FileMapOptions = {}): EntriesLayer {
+  const entries = fileMapEntries(files, o) // validate now, so bad input fails at the call
+  return new EntriesLayer(() => entries, o)
+}
+
+/** A layer that turns the old tree into the new one: changes, additions and whiteouts for deletions. */
+export function layerFromDiff(oldDir: string, newDir: string, o: LayerOptions & DiffSourceOptions = {}): EntriesLayer {
+  return new EntriesLayer(() => diffEntries(oldDir, newDir, o), o)
+}

@@ -1,0 +1,160 @@
+/** Layer entries from a directory on disk, in a deterministic order, with ignore rules. */
+import { createReadStream } from 'node:fs'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { Transform } from 'node:stream'
+import dockerignore from '@balena/dockerignore'
+import { OcikitError } from '../errors.ts'
+import { cleanPrefix, compareNames, type LayerEntry, prefixEntries } from './entry.ts'
+
+/** Options for reading a directory into layer entries. */
+export interface DirectorySourceOptions {
+  /** Where the directory's content goes in the image, e.g. `/app` (default: the root). */
+  prefix?: string | undefined
+  /** Owner of every entry (default 0:0). */
+  uid?: number | undefined
+  gid?: number | undefined
+  /**
+   * Ignore rules in `.dockerignore` syntax: a file path, or false for none. Default: the
+   * directory's own `.ociignore`, else its `.dockerignore`, if present.
+   */
+  ignoreFile?: string | false | undefined
+  /** Extra ignore patterns, added after the file's. */
+  ignore?: readonly string[] | undefined
+  /** Told about things skipped or assumed (sockets, the ignore file in use). */
+  onNotice?: ((message: string) => void) | undefined
+}
+
+async function loadIgnore(dir: string, o: DirectorySourceOptions): Promise<{ ignores: (p: string) => boolean; negations: boolean } | undefined> {
+  const patterns: string[] = []
+  let file = o.ignoreFile
+  if (file === undefined) {
+    for (const name of ['.ociignore', '.dockerignore']) {
+      const p = path.join(dir, name)
+      if (
+        await fs.stat(p).then(
+          (s) => s.isFile(),
+          () => false,
+        )
+      ) {
+        file = p
+        break
+      }
+    }
+  }
+  if (file) {
+    const text = await fs.readFile(file, 'utf8').catch((e) => {
+      throw new OcikitError('INVALID_ARGUMENT', `cannot read ignore file ${file}: ${(e as Error).message}`, { cause: e })
+    })
+    const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '' && !l.startsWith('#'))
+    patterns.push(...lines)
+    o.onNotice?.(`using ignore rules from ${path.relative(process.cwd(), file) || file} (${lines.length} pattern(s))`)
+  }
+  patterns.push(...(o.ignore ?? []))
+  if (patterns.length === 0) return undefined
+  // A CommonJS module: its export is the factory, also reachable as `.default`, which is what its types describe.
+  const ig = dockerignore.default({ ignorecase: false }).add(patterns)
+  return { ignores: (p) => ig.ignores(p), negations: patterns.some((p) => p.trim().startsWith('!')) }
+}
+
+/** A stream that fails if a file yields other than `size` bytes (it changed while being read). */
+function exactly(size: number, file: string): Transform {
+  let seen = 0
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      seen += chunk.length
+      if (seen > size) return cb(new OcikitError('INVALID_ARGUMENT', `${file} grew while being read; layer aborted`))
+      cb(null, chunk)
+    },
+    flush(cb) {
+      cb(seen === size ? null : new OcikitError('INVALID_ARGUMENT', `${file} shrank while being read; layer aborted`))
+    },
+  })
+}
+
+/** State shared while walking one tree: owner, hardlink groups, notices. */
+export interface WalkContext {
+  readonly uid: number
+  readonly gid: number
+  /** First layer path seen for each multiply-linked inode (`dev:ino`). */
+  readonly inodes: Map<string, string>
+  readonly onNotice?: ((message: string) => void) | undefined
+}
+
+/** The entry for one filesystem object at layer path `at`, or undefined for what a layer cannot hold. */
+export async function entryFor(full: string, at: string, s: import('node:fs').Stats, ctx: WalkContext): Promise<LayerEntry | undefined> {
+  const base = { path: at, mode: s.mode & 0o7777, uid: ctx.uid, gid: ctx.gid, size: 0 }
+  if (s.isDirectory()) return { ...base, type: 'directory' }
+  if (s.isFile()) {
+    const key = `${s.dev}:${s.ino}`
+    const first = s.nlink > 1 ? ctx.inodes.get(key) : undefined
+    if (first !== undefined) return { ...base, type: 'hardlink', linkname: first }
+    if (s.nlink > 1) ctx.inodes.set(key, at)
+    return {
+      ...base,
+      type: 'file',
+      size: s.size,
+      open: () => createReadStream(full, { highWaterMark: 1 << 20 }).pipe(exactly(s.size, full)),
+      read: async () => {
+        const b = await fs.readFile(full)
+        if (b.length !== s.size) throw new OcikitError('INVALID_ARGUMENT', `${full} changed size while being read; layer aborted`)
+        return b
+      },
+    }
+  }
+  if (s.isSymbolicLink()) return { ...base, type: 'symlink', linkname: await fs.readlink(full) }
+  if (s.isFIFO()) return { ...base, type: 'fifo' }
+  if (s.isCharacterDevice() || s.isBlockDevice()) {
+    const rdev = Number(s.rdev)
+    // Linux's encoding of dev_t (major in bits 8-19 and 32-43, minor in bits 0-7 and 20-31).
+    const devmajor = ((rdev >> 8) & 0xfff) | (Math.floor(rdev / 2 ** 32) & ~0xfff)
+    const devminor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00)
+    return { ...base, type: s.isCharacterDevice() ? 'char-device' : 'block-device', devmajor, devminor }
+  }
+  ctx.onNotice?.(`skipped ${full}: sockets cannot be stored in a layer`)
+  return undefined
+}
+
+/** Sorted names of a directory's children. */
+export async function sortedNames(dir: string): Promise<string[]> {
+  return (await fs.readdir(dir)).sort(compareNames)
+}
+
+/** Every entry under `rel` (not `rel` itself) of the tree at `root`, placed under `prefix`. */
+export async function* walkTree(
+  root: string,
+  rel: string,
+  prefix: string,
+  ctx: WalkContext,
+  ig?: { ignores: (p: string) => boolean; negations: boolean },
+): AsyncGenerator<LayerEntry> {
+  for (const name of await sortedNames(path.join(root, rel))) {
+    const relPath = rel ? `${rel}/${name}` : name
+    const full = path.join(root, relPath)
+    const s = await fs.lstat(full)
+    const ignored = ig?.ignores(relPath) ?? false
+    if (ignored && !(s.isDirectory() && ig?.negations)) continue
+    const e = ignored ? undefined : await entryFor(full, prefix ? `${prefix}/${relPath}` : relPath, s, ctx)
+    if (e) yield e
+    if (s.isDirectory()) yield* walkTree(root, relPath, prefix, ctx, ig)
+  }
+}
+
+/**
+ * The entries of a directory tree, a directory before its children and siblings sorted by
+ * name, so the same tree always gives the same order whatever readdir returns. Files that
+ * share an inode become hardlink entries to the first path met. The directory itself is not an
+ * entry unless a prefix is given (then the prefix and its ancestors are, as 0755 directories).
+ */
+export async function* directoryEntries(dir: string, o: DirectorySourceOptions = {}): AsyncGenerator<LayerEntry> {
+  const root = path.resolve(dir)
+  const st = await fs.stat(root).catch((e) => {
+    throw new OcikitError('INVALID_ARGUMENT', `cannot read directory ${dir}: ${(e as Error).message}`, { cause: e })
+  })
+  if (!st.isDirectory()) throw new OcikitError('INVALID_ARGUMENT', `${dir} is not a directory`)
+  const ctx: WalkContext = { uid: o.uid ?? 0, gid: o.gid ?? 0, inodes: new Map(), onNotice: o.onNotice }
+  const prefix = cleanPrefix(o.prefix)
+  const ig = await loadIgnore(root, o)
+  yield* prefixEntries(prefix, ctx.uid, ctx.gid)
+  yield* walkTree(root, '', prefix, ctx, ig)
+}
