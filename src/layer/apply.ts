@@ -191,7 +191,7 @@ class Applier {
     switch (header.type) {
       case 'directory': {
         if (existing && !existing.isDirectory()) await this.remove(target)
-        if (!existing || !existing.isDirectory()) await fs.mkdir(target, { mode })
+        if (!existing?.isDirectory()) await fs.mkdir(target, { mode })
         await fs.chmod(target, mode)
         body.resume()
         await this.owner(target, header)

@@ -77,7 +77,10 @@ abstract class BlockCompressor extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#parts.push(chunk)
     this.#partsLength += chunk.length
-    if (this.#partsLength < this.#blockSize) return cb()
+    if (this.#partsLength < this.#blockSize) {
+      cb()
+      return
+    }
     const all = Buffer.concat(this.#parts, this.#partsLength)
     this.#parts = []
     this.#partsLength = 0

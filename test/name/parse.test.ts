@@ -17,8 +17,8 @@ test('docker-style normalisation of registry references', () => {
     ['localhost/app', 'localhost/app:latest'],
     ['127.0.0.1:5000/a/b/c:v2', '127.0.0.1:5000/a/b/c:v2'],
     ['[::1]:5000/app', '[::1]:5000/app:latest'],
-    ['ghcr.io/org/app@' + D, `ghcr.io/org/app@${D}`],
-    ['ghcr.io/org/app:v1@' + D, `ghcr.io/org/app:v1@${D}`],
+    [`ghcr.io/org/app@${D}`, `ghcr.io/org/app@${D}`],
+    [`ghcr.io/org/app:v1@${D}`, `ghcr.io/org/app:v1@${D}`],
   ]
   for (const [input, want] of cases) assert.equal(formatName(parseName(input)), want, input)
   assert.equal(formatName(parseName('docker://alpine')), 'docker.io/library/alpine:latest')

@@ -43,7 +43,10 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (layout: string, o: { dryRun?: boolean; grace: number; json?: boolean }) => {
       const r = await gc(layout, { dryRun: o.dryRun, graceMs: o.grace })
-      if (o.json) return printJson(r)
+      if (o.json) {
+        printJson(r)
+        return
+      }
       const verb = r.dryRun ? 'would delete' : 'deleted'
       for (const b of r.removed) process.stdout.write(`${verb} ${b.digest} (${humanSize(b.size)})\n`)
       process.stdout.write(`${verb} ${r.removed.length} blob(s), ${humanSize(r.bytes)}`)

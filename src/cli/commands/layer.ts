@@ -44,7 +44,10 @@ export function encodeOptions(o: LayerCliOptions): EncodeOptions {
 }
 
 function printInfo(info: LayerInfo, file: string, json: boolean | undefined): void {
-  if (json) return printJson({ file, ...info })
+  if (json) {
+    printJson({ file, ...info })
+    return
+  }
   process.stdout.write(
     [
       `file:         ${file}`,

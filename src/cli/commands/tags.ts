@@ -11,7 +11,10 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (store: string, o: { json?: boolean }) => {
       const entries = await list(store)
-      if (o.json) return printJson(entries)
+      if (o.json) {
+        printJson(entries)
+        return
+      }
       for (const e of entries) process.stdout.write(`${(e.tag ?? '<none>').padEnd(20)} ${e.descriptor.digest}  ${e.descriptor.mediaType}\n`)
     })
   program

@@ -42,7 +42,7 @@ test('fsck reports missing, truncated and corrupt blobs and invalid documents wi
   const before = await snapshot(dir)
   const r = await fsck(`oci:${dir}`)
   assert.equal(r.ok, false)
-  const byKind = Object.fromEntries(r.problems.map((p) => [p.kind + ':' + p.digest, p.via]))
+  const byKind = Object.fromEntries(r.problems.map((p) => [`${p.kind}:${p.digest}`, p.via]))
   assert.match(byKind[`missing:${m.layers[0]!.digest}`] ?? '', /index\.json manifests\[0\] \(tag img\) → layers\[0\]/)
   assert.match(byKind[`truncated:${m.layers[1]!.digest}`] ?? '', /→ layers\[1\]/)
   assert.match(byKind[`corrupt:${m.config.digest}`] ?? '', /→ config/)
