@@ -18,6 +18,7 @@ import type { Image, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { compressionOf, decompressor } from './compression.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
+import { entryOwner } from './tar-write.ts'
 
 const run = promisify(execFile)
 
@@ -267,13 +268,14 @@ class Applier {
   }
 
   async owner(target: string, header: tarStream.Header): Promise<void> {
+    const { uid, gid } = entryOwner(header)
     if (!this.restoreOwnership) {
-      if ((header.uid ?? 0) !== process.getuid?.() || (header.gid ?? 0) !== process.getgid?.()) {
+      if (uid !== process.getuid?.() || gid !== process.getgid?.()) {
         this.notice('owner', 'file owners not restored (not running as root); files belong to the current user')
       }
       return
     }
-    await fs.lchown(target, header.uid ?? 0, header.gid ?? 0)
+    await fs.lchown(target, uid, gid)
   }
 
   async finish(): Promise<void> {

@@ -9,6 +9,7 @@ import { chain } from '../image/view.ts'
 import type { Compression } from '../spec/media-types.ts'
 import { decompressor } from './compression.ts'
 import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
+import { entryOwner } from './tar-write.ts'
 
 /** The compression of a blob, from its first bytes (gzip 1f8b, zstd 28b52ffd, else none). */
 export function sniffCompression(head: Uint8Array): Compression {
@@ -58,7 +59,7 @@ export async function* listTar(tar: Readable): AsyncGenerator<ListedEntry> {
     let whiteout: ListedEntry['whiteout']
     if (base === OPAQUE_WHITEOUT) whiteout = { kind: 'opaque', target: dir || '.' }
     else if (base.startsWith(WHITEOUT_PREFIX)) whiteout = { kind: 'delete', target: (dir ? `${dir}/` : '') + base.slice(WHITEOUT_PREFIX.length) }
-    yield { path, type: h.type ?? 'file', mode: h.mode ?? 0, uid: h.uid ?? 0, gid: h.gid ?? 0, size: h.size ?? 0, linkname: h.linkname ?? undefined, whiteout }
+    yield { path, type: h.type ?? 'file', mode: h.mode ?? 0, ...entryOwner(h), size: h.size ?? 0, linkname: h.linkname ?? undefined, whiteout }
   }
 }
 

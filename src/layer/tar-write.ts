@@ -2,7 +2,7 @@
  * Encodes layer entries as a tar stream, deterministically: every entry gets the same
  * timestamp, empty user and group names, and no atime/ctime. tar-stream writes ustar headers
  * and switches to PAX for long or non-ASCII names; this module adds PAX records for what
- * tar-stream cannot encode in ustar (ids over 0o7777777, sizes of 8 GiB and more).
+ * tar-stream cannot encode in ustar (ids over 0o777777, sizes of 8 GiB and more).
  */
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -18,7 +18,8 @@ const TAR_TYPE: Record<EntryType, tarStream.Header['type']> = {
   'char-device': 'character-device',
   'block-device': 'block-device',
 }
-const MAX_OCTAL_ID = 0o7777777
+/** tar-stream writes ids as 6 octal digits; larger ids go in PAX records. */
+const MAX_OCTAL_ID = 0o777777
 const MAX_OCTAL_SIZE = 0o77777777777
 
 /** Counts of what a tar stream held. */
@@ -91,6 +92,8 @@ export function tarEntries(entries: AsyncIterable<LayerEntry> | Iterable<LayerEn
     new Promise<void>((resolve, reject) => {
       const cb = (err?: Error | null) => (err ? reject(err) : resolve())
       if (content) pack.entry(header, Buffer.from(content.buffer, content.byteOffset, content.byteLength), cb)
+      // A file entry given no buffer waits for its body to be written: give empty files an empty one.
+      else if (header.type === 'file') pack.entry(header, Buffer.alloc(0), cb)
       else pack.entry(header, cb)
     })
   const stats = (async () => {
@@ -119,4 +122,11 @@ export function tarEntries(entries: AsyncIterable<LayerEntry> | Iterable<LayerEn
 /** Reads a tar stream into a plain Readable (tar-stream's pack is a streamx stream). */
 export function toNodeReadable(s: Readable): Readable {
   return s instanceof Readable ? s : Readable.from(s as AsyncIterable<Buffer>)
+}
+
+/** The owner of a tar entry, taking PAX `uid`/`gid` records over the ustar fields (tar-stream does not). */
+export function entryOwner(h: tarStream.Header): { uid: number; gid: number } {
+  const pax = (h.pax ?? {}) as Record<string, string>
+  const num = (v: string | undefined, fallback: number | undefined) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : (fallback ?? 0))
+  return { uid: num(pax.uid, h.uid), gid: num(pax.gid, h.gid) }
 }
