@@ -193,9 +193,9 @@ class Applier {
       case 'directory': {
         if (existing && !existing.isDirectory()) await this.remove(target)
         if (!existing?.isDirectory()) await fs.mkdir(target, { mode })
-        await fs.chmod(target, mode)
         body.resume()
-        await this.owner(target, header)
+        await this.owner(target, header) // before chmod: chown clears setuid and setgid
+        await fs.chmod(target, mode)
         this.dirTimes.push({ path: target, mtime })
         return
       }
@@ -210,8 +210,8 @@ class Applier {
           await fh.close()
         }
         this.stats.bytes += header.size ?? 0
+        await this.owner(target, header) // before chmod: chown clears setuid and setgid
         await fs.chmod(target, mode)
-        await this.owner(target, header)
         await fs.utimes(target, mtime, mtime)
         return
       }
@@ -225,7 +225,12 @@ class Applier {
       }
       case 'link': {
         body.resume()
-        const linkRel = cleanEntryPath(header.linkname ?? '')
+        let linkRel: string
+        try {
+          linkRel = cleanEntryPath(header.linkname ?? '')
+        } catch (e) {
+          throw new UnsafePathError(raw, `hardlink to '${header.linkname}', outside the root`, { cause: e })
+        }
         const ls = linkRel.lastIndexOf('/')
         const linkDir = await this.dir(ls < 0 ? '' : linkRel.slice(0, ls), raw, false)
         const source = path.join(linkDir, linkRel.slice(ls + 1))
@@ -290,6 +295,7 @@ export async function applyTar(tar: Readable, dir: string, o: ApplyOptions = {})
   const applier = new Applier(await fs.realpath(dir), o)
   const extract = tarStream.extract()
   const feeding = pipeline(tar, expansionGuard(undefined, o, 'layer'), extract as unknown as NodeJS.WritableStream, { signal: o.signal })
+  feeding.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
   try {
     for await (const entry of extract) {
       await applier.entry(entry.header, entry as unknown as Readable)

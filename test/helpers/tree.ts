@@ -1,6 +1,7 @@
 /** Describing and comparing directory trees, for round-trip tests. */
-import { createHash } from 'node:crypto'
+
 import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -28,7 +29,14 @@ export async function describeTree(dir: string): Promise<Record<string, NodeFact
     else if (s.isSymbolicLink()) out[rel] = { type: 'symlink', mode: 0, target: await fs.readlink(full) }
     else if (s.isFIFO()) out[rel] = { type: 'fifo', mode }
     else if (s.isFile()) {
-      out[rel] = { type: 'file', mode, size: s.size, sha256: createHash('sha256').update(await fs.readFile(full)).digest('hex') }
+      out[rel] = {
+        type: 'file',
+        mode,
+        size: s.size,
+        sha256: createHash('sha256')
+          .update(await fs.readFile(full))
+          .digest('hex'),
+      }
       if (s.nlink > 1) inodes.set(s.ino, [...(inodes.get(s.ino) ?? []), rel])
     } else out[rel] = { type: 'other', mode }
   }

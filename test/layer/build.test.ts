@@ -5,11 +5,11 @@ import path from 'node:path'
 import { test } from 'node:test'
 import zlib from 'node:zlib'
 import { isOcikitError } from '../../src/errors.ts'
-import { layerFromDirectory, layerFromFiles, layerFromDiff, resolveTimestamp, writeLayerFile } from '../../src/layer/build.ts'
+import { layerFromDiff, layerFromDirectory, layerFromFiles, resolveTimestamp, writeLayerFile } from '../../src/layer/build.ts'
 import { listLayerFile } from '../../src/layer/read.ts'
 import { directoryEntries } from '../../src/layer/source-directory.ts'
-import { edgeTree, genTree } from '../helpers/tree.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { edgeTree, genTree } from '../helpers/tree.ts'
 
 async function listing(file: string) {
   const out = []
@@ -67,12 +67,27 @@ test('timestamps: fixed epoch by default, SOURCE_DATE_EPOCH, or an explicit valu
   const d2 = await layerFromFiles(files, { timestamp: 0 }).digest()
   assert.notEqual(d1, d2)
   process.env.SOURCE_DATE_EPOCH = 'yesterday'
-  assert.throws(() => resolveTimestamp(undefined), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /SOURCE_DATE_EPOCH/.test(e.message))
-  assert.throws(() => resolveTimestamp('not a date'), (e) => isOcikitError(e, 'INVALID_ARGUMENT'))
+  assert.throws(
+    () => resolveTimestamp(undefined),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /SOURCE_DATE_EPOCH/.test(e.message),
+  )
+  assert.throws(
+    () => resolveTimestamp('not a date'),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT'),
+  )
 })
 
 function layerFromFilesEntries(files: Record<string, string>) {
-  return Object.entries(files).map(([p, c]) => ({ path: p, type: 'file' as const, mode: 0o644, uid: 0, gid: 0, size: c.length, read: async () => Buffer.from(c), open: undefined }))
+  return Object.entries(files).map(([p, c]) => ({
+    path: p,
+    type: 'file' as const,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size: c.length,
+    read: async () => Buffer.from(c),
+    open: undefined,
+  }))
 }
 
 test('entries: sorted, prefix directories, hardlinks as links, symlinks kept, modes kept', async (t) => {
@@ -82,7 +97,13 @@ test('entries: sorted, prefix directories, hardlinks as links, symlinks kept, mo
   await writeLayerFile(directoryEntries(path.join(dir, 'tree'), { prefix: '/opt/app' }), file)
   const entries = await listing(file)
   const byPath = Object.fromEntries(entries.map((e) => [e.path, e]))
-  assert.deepEqual(entries.slice(0, 2).map((e) => [e.path, e.type, e.mode]), [['opt', 'directory', 0o755], ['opt/app', 'directory', 0o755]])
+  assert.deepEqual(
+    entries.slice(0, 2).map((e) => [e.path, e.type, e.mode]),
+    [
+      ['opt', 'directory', 0o755],
+      ['opt/app', 'directory', 0o755],
+    ],
+  )
   assert.equal(byPath['opt/app/exec.sh']?.mode, 0o755)
   assert.equal(byPath['opt/app/private']?.mode, 0o600)
   assert.equal(byPath['opt/app/setuid']?.mode, 0o4755)
@@ -106,7 +127,11 @@ test('entries: sorted, prefix directories, hardlinks as links, symlinks kept, mo
 test('ownership: --chown and ids too large for ustar (PAX)', async (t) => {
   const dir = await tempDir(t)
   const file = path.join(dir, 'l.tar')
-  await writeLayerFile(layerFromFilesEntries({ x: 'y' }).map((e) => ({ ...e, uid: 3_000_000, gid: 70_000 })), file, { compression: 'none' })
+  await writeLayerFile(
+    layerFromFilesEntries({ x: 'y' }).map((e) => ({ ...e, uid: 3_000_000, gid: 70_000 })),
+    file,
+    { compression: 'none' },
+  )
   const [e] = await listing(file)
   assert.equal(e?.uid, 3_000_000)
   assert.equal(e?.gid, 70_000)
@@ -131,7 +156,12 @@ test('ignore rules: .dockerignore by default, .ociignore first, explicit file, n
 })
 
 test('file maps: content, modes, symlinks, implicit parents; bad maps refused', async () => {
-  const l = layerFromFiles({ '/etc/app.conf': 'x=1\n', 'bin/run': { content: '#!/bin/sh\n', mode: 0o755 }, 'bin/sh': { symlink: '/bin/busybox' }, var: { directory: true, mode: 0o1777 } })
+  const l = layerFromFiles({
+    '/etc/app.conf': 'x=1\n',
+    'bin/run': { content: '#!/bin/sh\n', mode: 0o755 },
+    'bin/sh': { symlink: '/bin/busybox' },
+    var: { directory: true, mode: 0o1777 },
+  })
   const entries = []
   const extract = (await import('tar-stream')).default.extract()
   ;(await l.uncompressed()).pipe(extract as unknown as NodeJS.WritableStream)
@@ -147,9 +177,18 @@ test('file maps: content, modes, symlinks, implicit parents; bad maps refused', 
     ['etc/app.conf', 'file', 0o644],
     ['var/', 'directory', 0o1777],
   ])
-  assert.throws(() => layerFromFiles({ '../x': 'a' }), (e) => isOcikitError(e, 'UNSAFE_PATH'))
-  assert.throws(() => layerFromFiles({ a: 'x', 'a/b': 'y' }), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /not a directory/.test(e.message))
-  assert.throws(() => layerFromFiles({ a: 'x', '/a': 'y' }), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /twice/.test(e.message))
+  assert.throws(
+    () => layerFromFiles({ '../x': 'a' }),
+    (e) => isOcikitError(e, 'UNSAFE_PATH'),
+  )
+  assert.throws(
+    () => layerFromFiles({ a: 'x', 'a/b': 'y' }),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /not a directory/.test(e.message),
+  )
+  assert.throws(
+    () => layerFromFiles({ a: 'x', '/a': 'y' }),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /twice/.test(e.message),
+  )
 })
 
 test('an empty diff is reported as an empty layer', async (t) => {
@@ -174,6 +213,9 @@ test('zstd and uncompressed layers carry the right media types and the same diff
 test('a missing or non-directory source is a clear error', async (t) => {
   const dir = await tempDir(t)
   await fs.writeFile(path.join(dir, 'f'), '')
-  await assert.rejects(layerFromDirectory(path.join(dir, 'nope')).digest(), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /cannot read directory/.test(e.message))
+  await assert.rejects(
+    layerFromDirectory(path.join(dir, 'nope')).digest(),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /cannot read directory/.test(e.message),
+  )
   await assert.rejects(layerFromDirectory(path.join(dir, 'f')).digest(), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /not a directory/.test(e.message))
 })

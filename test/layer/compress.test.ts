@@ -47,6 +47,12 @@ test('zstd frames concatenate into a stream zstd reads back exactly', async () =
 })
 
 test('levels out of range are refused', () => {
-  assert.throws(() => compressor('gzip', { level: 0 }), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /1 to 9/.test(e.message))
-  assert.throws(() => compressor('zstd', { level: 30 }), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /1 to 19/.test(e.message))
+  assert.throws(
+    () => compressor('gzip', { level: 0 }),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /1 to 9/.test(e.message),
+  )
+  assert.throws(
+    () => compressor('zstd', { level: 30 }),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /1 to 19/.test(e.message),
+  )
 })
