@@ -59,7 +59,10 @@ test('timestamps: fixed epoch by default, SOURCE_DATE_EPOCH, or an explicit valu
   assert.equal(tar.subarray(136, 147).toString(), '00000000000')
   const old = process.env.SOURCE_DATE_EPOCH
   process.env.SOURCE_DATE_EPOCH = '1700000000'
-  t.after(() => (old === undefined ? delete process.env.SOURCE_DATE_EPOCH : (process.env.SOURCE_DATE_EPOCH = old)))
+  t.after(() => {
+    if (old === undefined) delete process.env.SOURCE_DATE_EPOCH
+    else process.env.SOURCE_DATE_EPOCH = old
+  })
   assert.equal(resolveTimestamp(undefined), 1700000000)
   assert.equal(resolveTimestamp('2020-01-01T00:00:00Z'), 1577836800)
   assert.equal(resolveTimestamp(5), 5)

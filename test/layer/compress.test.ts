@@ -11,7 +11,16 @@ async function compress(data: Buffer, kind: 'gzip' | 'zstd', o: { level?: number
   const out: Buffer[] = []
   const chunks = []
   for (let i = 0; i < data.length; i += 100_003) chunks.push(data.subarray(i, i + 100_003))
-  await pipeline(Readable.from(chunks.length ? chunks : [Buffer.alloc(0)]), compressor(kind, o), new Writable({ write: (c, _e, cb) => (out.push(c), cb()) }))
+  await pipeline(
+    Readable.from(chunks.length ? chunks : [Buffer.alloc(0)]),
+    compressor(kind, o),
+    new Writable({
+      write: (c, _e, cb) => {
+        out.push(c)
+        cb()
+      },
+    }),
+  )
   return Buffer.concat(out)
 }
 
