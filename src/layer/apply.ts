@@ -18,6 +18,7 @@ import type { Image, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { compressionOf, decompressor } from './compression.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
+import { completeTarEnd } from './read.ts'
 import { entryOwner } from './tar-write.ts'
 
 const run = promisify(execFile)
@@ -294,7 +295,7 @@ export async function applyTar(tar: Readable, dir: string, o: ApplyOptions = {})
   await fs.mkdir(dir, { recursive: true })
   const applier = new Applier(await fs.realpath(dir), o)
   const extract = tarStream.extract()
-  const feeding = pipeline(tar, expansionGuard(undefined, o, 'layer'), extract as unknown as NodeJS.WritableStream, { signal: o.signal })
+  const feeding = pipeline(tar, expansionGuard(undefined, o, 'layer'), completeTarEnd(), extract as unknown as NodeJS.WritableStream, { signal: o.signal })
   feeding.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
   try {
     for await (const entry of extract) {

@@ -6,7 +6,9 @@
 import type { Readable } from 'node:stream'
 import tarStream from 'tar-stream'
 import type { Image, IoOptions } from '../image/types.ts'
+import { chain } from '../image/view.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
+import { completeTarEnd } from './read.ts'
 
 function ancestors(rel: string): string[] {
   const parts = rel.split('/')
@@ -30,7 +32,7 @@ export function exportImage(img: Image, o: IoOptions = {}): Readable {
       const newDeleted: string[] = []
       const newOpaque: string[] = []
       const extract = tarStream.extract()
-      const tar = await layer.uncompressed(o)
+      const tar = chain(await layer.uncompressed(o), completeTarEnd())
       tar.on('error', (e) => extract.destroy(e))
       tar.pipe(extract as unknown as NodeJS.WritableStream)
       for await (const entry of extract) {

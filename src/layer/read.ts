@@ -2,7 +2,7 @@
 
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
-import type { Readable } from 'node:stream'
+import { type Readable, Transform } from 'node:stream'
 import tarStream from 'tar-stream'
 import { OcikitError } from '../errors.ts'
 import { chain } from '../image/view.ts'
@@ -32,6 +32,26 @@ export async function fileCompression(file: string): Promise<Compression> {
   }
 }
 
+/**
+ * Completes the tail of a tar stream: pads the last block and adds the two end-of-archive
+ * blocks. Some writers (umoci 0.4.7, for one) end their layers right after the last file's
+ * bytes, which Go's tar reader accepts but tar-stream refuses. A well-formed tar only gains
+ * zero blocks, which readers skip. Layers are verified against their diffID before this step,
+ * so it cannot hide a truncated layer.
+ */
+export function completeTarEnd(): Transform {
+  let total = 0
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      total += chunk.length
+      cb(null, chunk)
+    },
+    flush(cb) {
+      cb(null, Buffer.alloc(((512 - (total % 512)) % 512) + 1024))
+    },
+  })
+}
+
 /** One entry as `layer ls` shows it. */
 export interface ListedEntry {
   path: string
@@ -48,8 +68,9 @@ export interface ListedEntry {
 /** Lists the entries of an uncompressed tar stream. */
 export async function* listTar(tar: Readable): AsyncGenerator<ListedEntry> {
   const extract = tarStream.extract()
-  tar.on('error', (e) => extract.destroy(e))
-  tar.pipe(extract as unknown as NodeJS.WritableStream)
+  const tail = chain(tar, completeTarEnd())
+  tail.on('error', (e) => extract.destroy(e))
+  tail.pipe(extract as unknown as NodeJS.WritableStream)
   for await (const entry of extract) {
     const h = entry.header
     entry.resume()

@@ -247,3 +247,12 @@ test('a layer whose content does not match its diffID fails', async (t) => {
   const layer = new BlobLayer(src, desc, async () => digestOf('something else'))
   await assert.rejects(applyLayer(layer, path.join(root, 't')), (e) => isOcikitError(e, 'DIGEST_MISMATCH'))
 })
+
+test('a tar that ends right after its last file (as umoci 0.4.7 writes them) still applies', async (t) => {
+  const root = await tempDir(t)
+  const full = await rawTar([{ name: 'a', content: 'hello' }])
+  // Drop the end-of-archive blocks and the padding after the last file's 5 bytes.
+  const cut = full.subarray(0, 512 + 5)
+  await applyTar(Readable.from([cut]), root)
+  assert.equal(await fs.readFile(path.join(root, 'a'), 'utf8'), 'hello')
+})
