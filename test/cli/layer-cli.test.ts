@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { test } from 'node:test'
+import { promisify } from 'node:util'
+import { ocikit } from '../helpers/cli.ts'
+import { snapshot, tempDir } from '../helpers/tmp.ts'
+import { describeTree, edgeTree } from '../helpers/tree.ts'
+
+const run = promisify(execFile)
+
+async function trees(t: import('node:test').TestContext) {
+  const dir = await tempDir(t)
+  const a = path.join(dir, 'a')
+  const b = path.join(dir, 'b')
+  await edgeTree(a)
+  await edgeTree(b)
+  await fs.rm(path.join(b, 'sub'), { recursive: true })
+  await fs.writeFile(path.join(b, 'new.txt'), 'new')
+  return { dir, a, b }
+}
+
+test('layer create prints digest, diffID and size that match the file; layer ls lists it', async (t) => {
+  const { dir, a } = await trees(t)
+  const out = path.join(dir, 'l.tgz')
+  const r = await ocikit(['layer', 'create', a, '-o', out, '--prefix', '/app', '--json'])
+  assert.equal(r.code, 0, r.stderr)
+  const info = JSON.parse(r.stdout)
+  const bytes = await fs.readFile(out)
+  assert.equal(info.digest, `sha256:${createHash('sha256').update(bytes).digest('hex')}`)
+  assert.equal(info.size, bytes.length)
+  assert.match(info.diffId, /^sha256:/)
+  const human = await ocikit(['layer', 'create', a, '-o', out, '--prefix', '/app'])
+  assert.match(human.stdout, new RegExp(`digest:\\s+${info.digest}`), 'the same input gives the same digest')
+  const ls = await ocikit(['layer', 'ls', out])
+  assert.match(ls.stdout, /^directory 0755 0:0 .* app$/m)
+  assert.match(ls.stdout, /link .* app\/hard-c -> app\/hard-a/)
+  const zst = await ocikit(['layer', 'create', a, '-o', `${out}.zst`, '--compression', 'zstd', '--json'])
+  assert.equal(JSON.parse(zst.stdout).mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd')
+})
+
+test('layer diff marks whiteouts; --skip-empty writes nothing when nothing changed', async (t) => {
+  const { dir, a, b } = await trees(t)
+  const out = path.join(dir, 'd.tar')
+  assert.equal((await ocikit(['layer', 'diff', a, b, '-o', out, '--compression', 'none'])).code, 0)
+  const ls = await ocikit(['layer', 'ls', out])
+  assert.match(ls.stdout, /\.wh\.sub\s+\[whiteout: deletes sub\]/)
+  assert.match(ls.stdout, /new\.txt/)
+  const empty = path.join(dir, 'e.tar')
+  const r = await ocikit(['layer', 'diff', a, a, '-o', empty, '--skip-empty'])
+  assert.equal(r.code, 0)
+  assert.match(r.stdout, /no changes/)
+  await assert.rejects(fs.stat(empty))
+})
+
+test('bad input to layer commands: one clear error, nothing written', async (t) => {
+  const { dir, a } = await trees(t)
+  const before = await snapshot(dir)
+  for (const [args, re] of [
+    [['layer', 'create', path.join(dir, 'missing'), '-o', path.join(dir, 'x.tgz')], /cannot read directory/],
+    [['layer', 'create', a, '-o', path.join(dir, 'x.tgz'), '--level', '12'], /1 to 9/],
+    [['layer', 'create', a, '-o', path.join(dir, 'x.tgz'), '--timestamp', 'soon'], /invalid timestamp/],
+    [['layer', 'create', a, '-o', path.join(dir, 'x.tgz'), '--chown', 'root'], /numeric UID:GID/],
+  ] as const) {
+    const r = await ocikit([...args])
+    assert.notEqual(r.code, 0, args.join(' '))
+    assert.match(r.stderr, re)
+  }
+  assert.deepEqual(await snapshot(dir), before)
+})
+
+test('append, unpack and export: the image holds the tree; unpack refuses a non-empty directory', async (t) => {
+  const { dir, a, b } = await trees(t)
+  const layout = path.join(dir, 'layout')
+  const r = await ocikit([
+    'append',
+    'scratch',
+    `oci:${layout}:v1`,
+    '--dir',
+    a,
+    '--prefix',
+    '/app',
+    '--cmd',
+    '["node","/app/index.js"]',
+    '--env',
+    'A=1',
+    '--port',
+    '8080',
+    '--label',
+    'x=y',
+  ])
+  assert.equal(r.code, 0, r.stderr)
+  const cfg = JSON.parse((await ocikit(['config', `oci:${layout}:v1`])).stdout)
+  assert.deepEqual(cfg.config.Cmd, ['node', '/app/index.js'])
+  assert.ok(cfg.config.Env.includes('A=1'))
+  assert.deepEqual(cfg.config.ExposedPorts, { '8080/tcp': {} })
+  assert.equal(cfg.config.Labels.x, 'y')
+  assert.equal(cfg.history.length, 2)
+  // a second layer on top of the first image
+  assert.equal((await ocikit(['append', `oci:${layout}:v1`, `oci:${layout}:v2`, '--dir', b, '--prefix', '/more'])).code, 0)
+  const rootfs = path.join(dir, 'rootfs')
+  const u = await ocikit(['unpack', `oci:${layout}:v2`, rootfs])
+  assert.equal(u.code, 0, u.stderr)
+  assert.deepEqual(await describeTree(path.join(rootfs, 'app')), await describeTree(a))
+  assert.deepEqual(await describeTree(path.join(rootfs, 'more')), await describeTree(b))
+  const again = await ocikit(['unpack', `oci:${layout}:v2`, rootfs])
+  assert.equal(again.code, 1)
+  assert.match(again.stderr, /not empty/)
+  const tar = path.join(dir, 'merged.tar')
+  assert.equal((await ocikit(['export', `oci:${layout}:v2`, '-o', tar])).code, 0)
+  const x = path.join(dir, 'x')
+  await fs.mkdir(x)
+  await run('tar', ['-xpf', tar, '-C', x])
+  assert.deepEqual(await describeTree(x), await describeTree(rootfs))
+  const bad = await ocikit(['append', 'scratch', `oci:${layout}:v3`, '--dir', a, '--env', 'NOEQUALS'])
+  assert.equal(bad.code, 1)
+  assert.match(bad.stderr, /not KEY=VALUE/)
+  assert.doesNotMatch((await ocikit(['ls', `oci:${layout}`])).stdout, /^v3/m)
+})
