@@ -26,7 +26,7 @@ import { tarEntries } from './tar-write.ts'
 export interface EncodeOptions {
   /** Default gzip. */
   compression?: Compression | undefined
-  /** Compression level (gzip 1-9, default 6; zstd 1-19, default 3). */
+  /** Compression level (gzip 1-9, default 4; zstd 1-19, default 3). */
   level?: number | undefined
   /**
    * Timestamp of every entry: seconds since the epoch, a Date, or an ISO 8601 string.
@@ -82,10 +82,12 @@ export async function encodeLayer(entries: AsyncIterable<LayerEntry> | Iterable<
   const z = compressor(compression, { level: o.level, concurrency: o.concurrency })
   const tar = tarEntries(entries, mtime)
   const diff = new DigestingStream()
-  const blob = new DigestingStream()
+  // Uncompressed: the blob is the tar, so one hash serves as both digest and diffID.
+  const blob = compression === 'none' ? diff : new DigestingStream()
   const timer = o.onProgress ? setInterval(() => o.onProgress?.({ id: 'layer', done: diff.size }), 200) : undefined
   try {
-    await pipeline(tar.stream, diff, z, blob, sink, { signal: o.signal })
+    if (compression === 'none') await pipeline(tar.stream, diff, sink, { signal: o.signal })
+    else await pipeline(tar.stream, diff, z, blob, sink, { signal: o.signal })
   } finally {
     clearInterval(timer)
   }

@@ -30,7 +30,7 @@ export function addLayerOptions(c: Command): Command {
   return c
     .option('--prefix <path>', 'where the content goes in the image, e.g. /app (default: /)')
     .addOption(new Option('--compression <kind>', 'layer compression').choices(['gzip', 'zstd', 'none']).default('gzip'))
-    .addOption(new Option('--level <n>', 'compression level (gzip 1-9, default 6; zstd 1-19, default 3)').argParser((v) => Number(v)))
+    .addOption(new Option('--level <n>', 'compression level (gzip 1-9, default 4; zstd 1-19, default 3)').argParser((v) => Number(v)))
     .option('--timestamp <time>', 'time stamped on every entry: seconds since the epoch or ISO 8601 (default: $SOURCE_DATE_EPOCH, else 1970-01-01)')
     .addOption(new Option('--chown <uid:gid>', 'owner of every entry (default 0:0)').argParser(parseChown))
     .option('--ignore-file <file>', 'ignore rules in .dockerignore syntax (default: DIR/.ociignore, else DIR/.dockerignore)')
