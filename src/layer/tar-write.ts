@@ -54,8 +54,8 @@ export function tarHeader(e: LayerEntry, mtime: number): tarStream.Header {
 /** Files up to this size are read whole, ahead of the tar writer; larger ones are streamed. */
 const SMALL_FILE = 1 << 20
 /** How far ahead small files are read: entries, and bytes held. */
-const READ_AHEAD_ENTRIES = 32
-const READ_AHEAD_BYTES = 16 << 20
+const READ_AHEAD_ENTRIES = 16
+const READ_AHEAD_BYTES = 4 << 20
 
 type Prepared = { entry: LayerEntry; content?: Promise<Uint8Array> | undefined }
 

@@ -1,0 +1,121 @@
+/**
+ * Layer benchmark: ocikit's gzip, zstd and single-threaded gzip layers against `umoci insert`
+ * of the same tree, each in its own process, median of N runs, with peak memory from
+ * /usr/bin/time. Usage: node bench/layer.ts [--mb 120] [--runs 5] [--big]
+ * (--big adds one ocikit run on a 2 GiB tree, for peak memory).
+ */
+import { execFile, execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { promisify } from 'node:util'
+
+const run = promisify(execFile)
+const args = process.argv.slice(2)
+const opt = (name: string, dflt: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : dflt)
+const mb = opt('mb', 120)
+const runs = opt('runs', 5)
+const root = path.resolve(import.meta.dirname, '..')
+const work = path.join(root, '.bench')
+const genTree = path.resolve(root, '../shared/bench/gen-tree.mjs')
+const hasTime = fs.existsSync('/usr/bin/time')
+const has = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, bin)))
+
+function tree(size: number): string {
+  const dir = path.join(work, `tree-${size}`)
+  if (!fs.existsSync(path.join(dir, '.done'))) {
+    fs.rmSync(dir, { recursive: true, force: true })
+    process.stdout.write(`generating the ${size} MiB bench tree in ${dir} ...\n`)
+    execFileSync(process.execPath, [genTree, dir, '--mb', String(size)], { stdio: 'ignore' })
+    fs.writeFileSync(path.join(dir, '.done'), '')
+  }
+  return dir
+}
+
+interface Sample {
+  seconds: number
+  peakMb?: number
+  bytes?: number
+}
+
+/** Runs a command, timing it (and its peak RSS when /usr/bin/time exists). */
+async function timed(cmd: string, argv: string[]): Promise<{ sample: Sample; stdout: string }> {
+  const start = performance.now()
+  const r = hasTime ? await run('/usr/bin/time', ['-f', '%M', cmd, ...argv], { maxBuffer: 1 << 26 }) : await run(cmd, argv, { maxBuffer: 1 << 26 })
+  const seconds = (performance.now() - start) / 1000
+  const peakKb = hasTime ? Number(r.stderr.trim().split('\n').pop()) : Number.NaN
+  return { sample: { seconds, peakMb: Number.isFinite(peakKb) ? peakKb / 1024 : undefined }, stdout: r.stdout }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
+
+async function ocikitLayer(dir: string, compression: string, level = '', concurrency = ''): Promise<Sample> {
+  const out = fs.mkdtempSync(path.join(work, 'out-'))
+  try {
+    const { sample, stdout } = await timed(process.execPath, [path.join(root, 'bench/encode-one.ts'), dir, out, compression, level, concurrency])
+    return { ...sample, bytes: JSON.parse(stdout).size }
+  } finally {
+    fs.rmSync(out, { recursive: true, force: true })
+  }
+}
+
+async function umociInsert(dir: string): Promise<Sample> {
+  const parent = fs.mkdtempSync(path.join(work, 'umoci-'))
+  const layout = path.join(parent, 'layout') // umoci init wants a path that does not exist yet
+  try {
+    await run('umoci', ['init', '--layout', layout])
+    await run('umoci', ['new', '--image', `${layout}:base`])
+    const before = new Set(fs.readdirSync(path.join(layout, 'blobs/sha256')))
+    const { sample } = await timed('umoci', ['insert', '--rootless', '--image', `${layout}:base`, dir, '/'])
+    const blobs = fs.readdirSync(path.join(layout, 'blobs/sha256')).filter((b) => !before.has(b))
+    const bytes = Math.max(...blobs.map((b) => fs.statSync(path.join(layout, 'blobs/sha256', b)).size))
+    return { ...sample, bytes }
+  } finally {
+    fs.rmSync(parent, { recursive: true, force: true })
+  }
+}
+
+async function series(name: string, f: () => Promise<Sample>): Promise<{ name: string; seconds: number; peakMb?: number; bytes?: number }> {
+  const samples: Sample[] = []
+  for (let i = 0; i < runs; i++) samples.push(await f())
+  const peaks = samples.map((s) => s.peakMb).filter((x): x is number => x !== undefined)
+  return { name, seconds: median(samples.map((s) => s.seconds)), peakMb: peaks.length ? Math.max(...peaks) : undefined, bytes: samples[0]?.bytes }
+}
+
+fs.mkdirSync(work, { recursive: true })
+const dir = tree(mb)
+process.stdout.write(`layer benchmark: ${mb} MiB bench tree, ${runs} runs each (median), ${os.availableParallelism()} cores, node ${process.version}\n`)
+const results = [
+  await series('ocikit gzip (default level 4, parallel)', () => ocikitLayer(dir, 'gzip')),
+  await series('ocikit gzip level 4, one thread', () => ocikitLayer(dir, 'gzip', '4', '1')),
+  await series('ocikit zstd (level 3, parallel)', () => ocikitLayer(dir, 'zstd')),
+  await series('ocikit uncompressed', () => ocikitLayer(dir, 'none')),
+]
+if (has('umoci')) results.push(await series('umoci insert (gzip)', () => umociInsert(dir)))
+else process.stdout.write('umoci not installed: no peer figures\n')
+
+for (const r of results) {
+  process.stdout.write(
+    `${r.name.padEnd(42)} ${r.seconds.toFixed(2).padStart(6)} s  ${r.bytes ? `${(r.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB` : ''}  ${r.peakMb ? `peak ${r.peakMb.toFixed(0)} MiB` : ''}\n`,
+  )
+}
+const by = (n: string) => results.find((r) => r.name.startsWith(n))
+const [gz, gz1, zs, um] = [by('ocikit gzip (default'), by('ocikit gzip level 4, one'), by('ocikit zstd'), by('umoci')]
+const ratio = (label: string, value: number, limit: number, better: 'below' | 'above') => {
+  const ok = better === 'below' ? value <= limit : value >= limit
+  process.stdout.write(`${label.padEnd(52)} ${value.toFixed(2)}  (target ${better === 'below' ? '<=' : '>='} ${limit}: ${ok ? 'met' : 'MISSED'})\n`)
+}
+if (gz && um?.bytes && gz.bytes) {
+  ratio('gzip layer time / umoci insert time', gz.seconds / um.seconds, 0.8, 'below')
+  ratio('gzip layer size / umoci layer size', gz.bytes / um.bytes, 1.03, 'below')
+}
+if (gz && zs) ratio('speed-up of zstd over our gzip', gz.seconds / zs.seconds, 2, 'above')
+if (gz && gz1) ratio('speed-up of parallel over one-thread gzip', gz1.seconds / gz.seconds, 1.7, 'above')
+if (gz?.peakMb) ratio('peak memory of the gzip layer (MiB)', gz.peakMb, 150, 'below')
+
+if (args.includes('--big')) {
+  const big = tree(2048)
+  const s = await ocikitLayer(big, 'gzip')
+  process.stdout.write(`2 GiB tree, gzip: ${s.seconds.toFixed(1)} s, peak ${s.peakMb?.toFixed(0)} MiB\n`)
+  if (s.peakMb) ratio('peak memory on the 2 GiB tree (MiB)', s.peakMb, 150, 'below')
+}

@@ -1,0 +1,10 @@
+/** `npm run bench`: every benchmark, one after another. Arguments pass through (e.g. --mb 120 --runs 5 --big). */
+import { execFileSync } from 'node:child_process'
+import path from 'node:path'
+
+// The benchmarks measure the built library, as users run it.
+execFileSync('npm', ['run', '--silent', 'build'], { cwd: path.join(import.meta.dirname, '..'), stdio: 'inherit' })
+
+for (const b of ['layer.ts']) {
+  execFileSync(process.execPath, [path.join(import.meta.dirname, b), ...process.argv.slice(2)], { stdio: 'inherit' })
+}
