@@ -2,6 +2,8 @@
  * The verbs of the public API. Each takes an image name in the one naming scheme
  * (`oci:DIR:TAG`, registry references, …) and does one job; the CLI is a thin shell over these.
  */
+
+import type { Digest } from './digest.ts'
 import { OcikitError } from './errors.ts'
 import { currentPlatform, selectPlatform } from './image/platform.ts'
 import type { Image, ImageOrIndex, IoOptions } from './image/types.ts'
@@ -12,16 +14,20 @@ import { type GcOptions, type GcReport, gcLayout } from './stores/layout/gc.ts'
 import { OciLayout } from './stores/layout/layout.ts'
 import type { LayoutEntry, LayoutWriteOptions } from './stores/layout/store.ts'
 import { storeFor } from './stores/open.ts'
+import { RegistryClient } from './stores/registry/client.ts'
+import type { RegistryOptions } from './stores/registry/transport.ts'
 
 /** Options of {@link read}. */
 export interface ReadOptions extends IoOptions {
   /** When the name resolves to an index, return the image for this platform instead. */
   platform?: Platform | undefined
+  /** How to reach registries (insecure hosts, credentials, retries). */
+  registry?: RegistryOptions | undefined
 }
 
 /** A lazy view of the image or index a name refers to; with `platform`, always an image. */
 export async function read(name: string, o: ReadOptions = {}): Promise<ImageOrIndex> {
-  const store = storeFor(parseName(name))
+  const store = storeFor(parseName(name), o.registry)
   const x = await store.read(o)
   if (o.platform && x.kind === 'index') return selectPlatform(x, o.platform, store.name)
   return x
@@ -35,11 +41,11 @@ export async function readImage(name: string, o: ReadOptions = {}): Promise<Imag
 }
 
 /** Options of {@link write}. */
-export type WriteOptions = LayoutWriteOptions
+export type WriteOptions = LayoutWriteOptions & { registry?: RegistryOptions | undefined }
 
 /** Writes an image or index to the store a name refers to, tagging it as the name says. Returns its descriptor. */
 export async function write(name: string, x: ImageOrIndex, o: WriteOptions = {}): Promise<Descriptor> {
-  return storeFor(parseName(name)).write(x, o)
+  return storeFor(parseName(name), o.registry).write(x, o)
 }
 
 /** Options of {@link copy}. */
@@ -50,21 +56,49 @@ export interface CopyOptions extends WriteOptions {
 
 /** Copies an image or a whole index from one store to another; digests stay identical. */
 export async function copy(src: string, dst: string, o: CopyOptions = {}): Promise<Descriptor> {
-  const dstStore = storeFor(parseName(dst))
+  const dstStore = storeFor(parseName(dst), o.registry)
   const x = await read(src, o)
   return dstStore.write(x, o)
 }
 
-/** The entries (tags and digests) of a store. */
+/** The entries (tags and digests) of an OCI layout. */
 export async function list(name: string): Promise<LayoutEntry[]> {
   return storeFor(parseName(name)).list()
 }
 
+function registryClient(name: string, o: RegistryOptions): RegistryClient {
+  const n = parseName(name)
+  if (n.transport !== 'registry') throw new OcikitError('NOT_SUPPORTED', `${name}: not a registry name (HOST/REPO)`)
+  return new RegistryClient(n.reference.registry, n.reference.repository, o)
+}
+
+/** Every tag of a registry repository (`HOST/REPO`), following pagination. */
+export async function listTags(repository: string, o: { registry?: RegistryOptions; signal?: AbortSignal } = {}): Promise<string[]> {
+  return registryClient(repository, o.registry ?? {}).tags(o)
+}
+
+/** Every repository of a registry (its catalog). `host` is `HOST[:PORT]`. */
+export async function catalog(host: string, o: { registry?: RegistryOptions; signal?: AbortSignal } = {}): Promise<string[]> {
+  return new RegistryClient(host.replace(/^docker:\/\//, '').replace(/\/+$/, ''), '', o.registry ?? {}).catalog(o)
+}
+
+/** Deletes the manifest a registry name refers to (by digest; a tag is resolved first). Returns the digest deleted. */
+export async function deleteImage(name: string, o: { registry?: RegistryOptions; signal?: AbortSignal } = {}): Promise<Digest> {
+  const n = parseName(name)
+  if (n.transport !== 'registry')
+    throw new OcikitError('NOT_SUPPORTED', `${name}: delete works on registry names; for a layout use 'ocikit untag' then 'ocikit gc'`)
+  const c = registryClient(name, o.registry ?? {})
+  const digest = n.reference.digest ?? (await c.headManifest(n.reference.tag ?? 'latest', o))?.digest
+  if (!digest) throw new OcikitError('MANIFEST_UNKNOWN', `${name}: no such manifest`)
+  await c.deleteManifest(digest, o)
+  return digest
+}
+
 /** Gives the image a name refers to another tag in the same store. */
-export async function tag(name: string, newTag: string): Promise<Descriptor> {
+export async function tag(name: string, newTag: string, o: { registry?: RegistryOptions } = {}): Promise<Descriptor> {
   const n = parseName(name)
   if (!isLayoutTag(newTag)) throw new OcikitError('INVALID_NAME', `invalid tag '${newTag}' (letters, digits and - . _ : @ + / between them)`)
-  return storeFor(n).tag(newTag)
+  return storeFor(n, o.registry).tag(newTag)
 }
 
 /** Removes the tag a name carries; the blobs stay until gc. */

@@ -17,10 +17,14 @@ export type ErrorCode =
   | 'INVALID_NAME'
   | 'INVALID_ARGUMENT'
   | 'MANIFEST_UNKNOWN'
+  | 'NETWORK_ERROR'
   | 'NOT_SUPPORTED'
   | 'PLATFORM_NOT_FOUND'
+  | 'REGISTRY_ERROR'
   | 'SIZE_MISMATCH'
   | 'TOO_LARGE'
+  | 'UNAUTHORIZED'
+  | 'DENIED'
   | 'UNSAFE_PATH'
   | 'UNSUPPORTED_DIGEST_ALGORITHM'
   | 'UNSUPPORTED_MEDIA_TYPE'
@@ -72,6 +76,30 @@ export class InvalidDocumentError extends OcikitError {
     const more = problems.length > 5 ? ` (and ${problems.length - 5} more)` : ''
     super(code, `${what}: ${shown}${more}`, options)
     this.problems = problems
+  }
+}
+
+/** One entry of a registry's JSON error body. */
+export interface RegistryErrorDetail {
+  code: string
+  message?: string | undefined
+  detail?: unknown
+}
+
+/** A registry answered with an error status. `errors` holds its JSON error entries, if it sent any. */
+export class RegistryError extends OcikitError {
+  readonly status: number
+  readonly errors: readonly RegistryErrorDetail[]
+  constructor(
+    code: 'REGISTRY_ERROR' | 'UNAUTHORIZED' | 'DENIED' | 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN' | 'TOO_LARGE' | 'NETWORK_ERROR',
+    message: string,
+    status: number,
+    errors: readonly RegistryErrorDetail[] = [],
+    options?: OcikitErrorOptions,
+  ) {
+    super(code, message, options)
+    this.status = status
+    this.errors = errors
   }
 }
 

@@ -40,6 +40,10 @@ export class BlobLayer implements Layer {
     this.mediaType = desc.mediaType
     this.#diffId = diffId
   }
+  /** Where this layer's bytes come from (lets a registry writer mount instead of upload). */
+  get source(): BlobSource {
+    return this.#src
+  }
   /** A copy of the descriptor this layer was made from (keeps urls and annotations). */
   descriptor(): Descriptor {
     return structuredClone(this.#desc)

@@ -4,11 +4,15 @@
  */
 import { NotSupportedError, OcikitError } from '../errors.ts'
 import type { ImageOrIndex, IoOptions } from '../image/types.ts'
+import type { RegistryName } from '../name/parse.ts'
 import { formatName, type ImageName, type LayoutName } from '../name/parse.ts'
 import type { Descriptor } from '../spec/schemas.ts'
 import { type FsckReport, fsckLayout } from './layout/fsck.ts'
 import { OciLayout } from './layout/layout.ts'
 import { type LayoutEntry, type LayoutWriteOptions, listLayout, readFromLayout, tagInLayout, untagInLayout, writeToLayout } from './layout/store.ts'
+import { RegistryClient } from './registry/client.ts'
+import { readFromRegistry, writeToRegistry } from './registry/store.ts'
+import type { RegistryOptions } from './registry/transport.ts'
 
 /** The verbs every store offers for one name. */
 export interface StoreRef {
@@ -42,11 +46,43 @@ function layoutRef(n: LayoutName): StoreRef {
   }
 }
 
-/** The store behind a parsed name. */
-export function storeFor(n: ImageName): StoreRef {
-  if (n.transport === 'oci') return layoutRef(n)
+function registryRef(n: RegistryName, o: RegistryOptions): StoreRef {
   const name = formatName(n)
-  const store = n.transport === 'registry' ? 'registry' : n.transport
+  const r = n.reference
+  const client = () => new RegistryClient(r.registry, r.repository, o)
+  const ref = r.digest ?? r.tag ?? 'latest'
+  return {
+    name,
+    read: (io) => readFromRegistry(client(), ref, io),
+    write: (x, wo) => {
+      if (r.digest && !r.tag) return writeToRegistry(client(), x, undefined, wo)
+      return writeToRegistry(client(), x, r.tag, wo)
+    },
+    list: async () => {
+      const tags = await client().tags()
+      return tags.map((tag) => ({ tag, descriptor: undefined as unknown as Descriptor }))
+    },
+    tag: async (newTag) => {
+      const c = client()
+      const m = await c.manifest(ref)
+      await c.putManifest(newTag, m.bytes, m.mediaType)
+      return { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, annotations: { 'org.opencontainers.image.ref.name': newTag } }
+    },
+    untag: async () => {
+      throw new NotSupportedError(`${name}: registries cannot remove a tag alone; 'ocikit delete' removes the manifest (and every tag on it)`)
+    },
+    fsck: async () => {
+      throw new NotSupportedError(`${name}: fsck works on OCI layouts (oci:DIR); copy the image to one to check it`)
+    },
+  }
+}
+
+/** The store behind a parsed name. `registry` options apply to registry names. */
+export function storeFor(n: ImageName, registry: RegistryOptions = {}): StoreRef {
+  if (n.transport === 'oci') return layoutRef(n)
+  if (n.transport === 'registry') return registryRef(n, registry)
+  const name = formatName(n)
+  const store = n.transport
   const unsupported = async (): Promise<never> => {
     throw new NotSupportedError(`${name}: the ${store} store is not supported yet`)
   }

@@ -1,0 +1,94 @@
+/**
+ * Bearer tokens for the distribution token flow: GET the realm with Basic credentials (or
+ * anonymously), or POST the OAuth2 form with a refresh token; cached per realm, service and
+ * scope until shortly before they expire.
+ */
+import { OcikitError, RegistryError } from '../errors.ts'
+import type { Credentials } from './credentials.ts'
+
+interface Cached {
+  token: string
+  expires: number
+}
+
+const MAX_TOKEN_RESPONSE = 1 << 20
+
+/** A cache of bearer tokens; one per process is enough. */
+export class TokenCache {
+  readonly #tokens = new Map<string, Cached>()
+  readonly #fetchImpl: typeof fetch
+  constructor(fetchImpl: typeof fetch = fetch) {
+    this.#fetchImpl = fetchImpl
+  }
+
+  /** A cached token for a key, if still valid. */
+  get(key: string): string | undefined {
+    const c = this.#tokens.get(key)
+    if (c && c.expires > Date.now()) return c.token
+    this.#tokens.delete(key)
+    return undefined
+  }
+
+  /** Forgets a token (after a 401 with it). */
+  drop(key: string): void {
+    this.#tokens.delete(key)
+  }
+
+  /** Obtains a token for `scopes` from a bearer challenge, caching it under `key`. */
+  async fetch(
+    key: string,
+    params: Record<string, string>,
+    scopes: string[],
+    creds: Credentials | undefined,
+    registry: string,
+    signal?: AbortSignal,
+  ): Promise<string> {
+    const realm = params.realm
+    if (!realm) throw new RegistryError('UNAUTHORIZED', `${registry}: bearer challenge without a realm`, 401)
+    let res: Response
+    try {
+      if (creds?.identityToken) {
+        const form = new URLSearchParams({
+          grant_type: 'refresh_token',
+          refresh_token: creds.identityToken,
+          client_id: 'ocikit',
+          service: params.service ?? '',
+        })
+        if (scopes.length) form.set('scope', scopes.join(' '))
+        res = await this.#fetchImpl(realm, { method: 'POST', body: form, signal, redirect: 'follow' })
+      } else {
+        const url = new URL(realm)
+        if (params.service) url.searchParams.set('service', params.service)
+        for (const s of scopes) url.searchParams.append('scope', s)
+        const headers: Record<string, string> = {}
+        if (creds?.username !== undefined) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`
+        res = await this.#fetchImpl(url, { headers, signal, redirect: 'follow' })
+      }
+    } catch (cause) {
+      throw new RegistryError('NETWORK_ERROR', `${registry}: cannot reach the token service at ${new URL(realm).host}: ${(cause as Error).message}`, 0, [], {
+        cause,
+      })
+    }
+    const text = (await res.text()).slice(0, MAX_TOKEN_RESPONSE)
+    if (res.status === 401 || res.status === 403) {
+      const who = creds?.username ? ` as '${creds.username}'` : ' anonymously'
+      throw new RegistryError(
+        'UNAUTHORIZED',
+        `${registry}: the token service refused access${who} (status ${res.status}); check the credentials (ocikit login ${registry})`,
+        res.status,
+      )
+    }
+    if (!res.ok) throw new RegistryError('REGISTRY_ERROR', `${registry}: the token service answered status ${res.status}`, res.status)
+    let body: { token?: string; access_token?: string; expires_in?: number }
+    try {
+      body = JSON.parse(text)
+    } catch {
+      throw new OcikitError('REGISTRY_ERROR', `${registry}: the token service answered with something other than JSON`)
+    }
+    const token = body.token ?? body.access_token
+    if (!token) throw new OcikitError('REGISTRY_ERROR', `${registry}: the token service answered without a token`)
+    const lifetime = Math.max(60, body.expires_in ?? 60) * 1000
+    this.#tokens.set(key, { token, expires: Date.now() + lifetime - 10_000 })
+    return token
+  }
+}

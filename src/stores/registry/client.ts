@@ -1,0 +1,374 @@
+/**
+ * The OCI distribution API for one repository: manifests, blobs (verified, resumable
+ * downloads; uploads with existence checks, cross-repository mounts, single PUT or chunked
+ * PATCH), tags, catalog and delete.
+ */
+import { Readable } from 'node:stream'
+import { type Digest, digestOf, isDigest, verifyingStream } from '../../digest.ts'
+import { OcikitError, RegistryError } from '../../errors.ts'
+import type { IoOptions } from '../../image/types.ts'
+import { chain } from '../../image/view.ts'
+import { isIndexType, isManifestType, MediaType } from '../../spec/media-types.ts'
+import type { Descriptor } from '../../spec/schemas.ts'
+import { detectManifestType, MAX_DOCUMENT_SIZE, parseJsonBytes } from '../../spec/validate.ts'
+import { cappedText, type RegistryOptions, RegistryTransport, type RequestBody } from './transport.ts'
+
+/** What manifests ocikit asks registries for. */
+export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ')
+
+/** A fetched manifest: bytes as served, verified against the digest. */
+export interface FetchedManifest {
+  bytes: Uint8Array
+  mediaType: string
+  digest: Digest
+}
+
+/** Reads a body up to `max` bytes; more is a TOO_LARGE error. */
+async function cappedBytes(res: Response, max: number, what: string): Promise<Uint8Array> {
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN)
+  if (declared > max) {
+    await res.body?.cancel().catch(() => {})
+    throw new RegistryError('TOO_LARGE', `${what}: ${declared} bytes, over the ${max}-byte limit`, res.status)
+  }
+  const chunks: Uint8Array[] = []
+  let n = 0
+  if (res.body) {
+    for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+      n += c.length
+      if (n > max) throw new RegistryError('TOO_LARGE', `${what}: over the ${max}-byte limit`, res.status)
+      chunks.push(c)
+    }
+  }
+  return Buffer.concat(chunks)
+}
+
+/** A client for one repository of a registry. */
+export class RegistryClient {
+  readonly t: RegistryTransport
+  readonly repository: string
+  /** `host/repo`, for messages. */
+  readonly name: string
+  constructor(registry: string, repository: string, o: RegistryOptions = {}) {
+    this.t = new RegistryTransport(registry, o)
+    this.repository = repository
+    this.name = `${registry}/${repository}`
+  }
+
+  #pull = () => `repository:${this.repository}:pull`
+  #push = () => `repository:${this.repository}:pull,push`
+
+  /** Fetches a manifest by tag or digest, checking its digest against the request and Docker-Content-Digest. */
+  async manifest(ref: string, o: IoOptions = {}): Promise<FetchedManifest> {
+    const res = await this.t.request({
+      method: 'GET',
+      path: `${this.repository}/manifests/${ref}`,
+      headers: { accept: MANIFEST_ACCEPT },
+      scope: this.#pull(),
+      ok: [200],
+      signal: o.signal,
+    })
+    const what = `${this.name}:${ref} manifest`
+    const bytes = await cappedBytes(res, MAX_DOCUMENT_SIZE, what)
+    const algo = isDigest(ref) ? (ref.split(':')[0] as 'sha256' | 'sha512') : 'sha256'
+    const digest = digestOf(bytes, algo)
+    if (isDigest(ref) && digest !== ref) throw new OcikitError('DIGEST_MISMATCH', `${what}: served bytes hash to ${digest}, not the requested ${ref}`)
+    const header = res.headers.get('docker-content-digest')
+    if (header && isDigest(header) && header.split(':')[0] === algo && header !== digest) {
+      throw new OcikitError('DIGEST_MISMATCH', `${what}: served bytes hash to ${digest}, but Docker-Content-Digest says ${header}`)
+    }
+    const contentType = res.headers.get('content-type')?.split(';')[0]?.trim()
+    const mediaType = detectManifestType(
+      parseJsonBytes(bytes, what, 'INVALID_MANIFEST'),
+      what,
+      contentType && contentType !== 'application/json' ? contentType : undefined,
+    )
+    return { bytes, mediaType, digest }
+  }
+
+  /** The descriptor of a manifest (HEAD), or undefined when absent. */
+  async headManifest(ref: string, o: IoOptions = {}): Promise<Descriptor | undefined> {
+    const res = await this.t.request({
+      method: 'HEAD',
+      path: `${this.repository}/manifests/${ref}`,
+      headers: { accept: MANIFEST_ACCEPT },
+      scope: this.#pull(),
+      ok: [200, 404],
+      signal: o.signal,
+    })
+    if (res.status === 404) return undefined
+    const digest = res.headers.get('docker-content-digest')
+    return {
+      mediaType: res.headers.get('content-type')?.split(';')[0]?.trim() ?? MediaType.ociManifest,
+      digest: (digest && isDigest(digest) ? digest : '') as Digest,
+      size: Number(res.headers.get('content-length') ?? 0),
+    }
+  }
+
+  /** Uploads a manifest under a tag or its digest. */
+  async putManifest(ref: string, bytes: Uint8Array, mediaType: string, o: IoOptions = {}): Promise<void> {
+    await this.t.request({
+      method: 'PUT',
+      path: `${this.repository}/manifests/${ref}`,
+      headers: { 'content-type': mediaType },
+      body: () => Buffer.from(bytes),
+      scope: this.#push(),
+      ok: [201, 200],
+      signal: o.signal,
+    })
+  }
+
+  /** Deletes a manifest by digest. */
+  async deleteManifest(digest: Digest, o: IoOptions = {}): Promise<void> {
+    await this.t.request({
+      method: 'DELETE',
+      path: `${this.repository}/manifests/${digest}`,
+      scope: `repository:${this.repository}:delete`,
+      ok: [202, 200],
+      signal: o.signal,
+    })
+  }
+
+  /** True when the repository has the blob. */
+  async hasBlob(digest: Digest, o: IoOptions = {}): Promise<boolean> {
+    const res = await this.t.request({ method: 'HEAD', path: `${this.repository}/blobs/${digest}`, scope: this.#pull(), ok: [200, 404], signal: o.signal })
+    return res.status === 200
+  }
+
+  /**
+   * A stream of a blob, verified against `d` as it arrives. A connection that breaks mid-body
+   * is resumed with a Range request from where it stopped (when the server honours ranges).
+   */
+  async openBlob(d: Descriptor, o: IoOptions = {}): Promise<Readable> {
+    const path = `${this.repository}/blobs/${d.digest}`
+    const first = await this.t.request({ method: 'GET', path, scope: this.#pull(), ok: [200], signal: o.signal })
+    const t = this.t
+    const attempts = t.o.attempts ?? 5
+    const pull = this.#pull()
+    async function* body(): AsyncGenerator<Uint8Array> {
+      let res = first
+      let got = 0
+      for (let attempt = 1; ; attempt++) {
+        try {
+          for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+            got += c.length
+            yield c
+          }
+          return
+        } catch (e) {
+          if (o.signal?.aborted || attempt >= attempts || got >= d.size) throw e
+          const headers = { range: `bytes=${got}-` }
+          res = await t.request({ method: 'GET', path, headers, scope: pull, ok: [200, 206], signal: o.signal })
+          if (res.status === 200) {
+            // The server ignored the range: skip what we already have.
+            let skip = got
+            const full = res
+            res = new Response(
+              new ReadableStream({
+                async start(ctrl) {
+                  for await (const c of full.body as unknown as AsyncIterable<Uint8Array>) {
+                    if (skip >= c.length) {
+                      skip -= c.length
+                      continue
+                    }
+                    ctrl.enqueue(c.subarray(skip))
+                    skip = 0
+                  }
+                  ctrl.close()
+                },
+              }),
+            )
+          }
+        }
+      }
+    }
+    return chain(Readable.from(body(), { objectMode: false }), verifyingStream(d, `${this.name} blob ${d.digest}`))
+  }
+
+  /** A whole small blob (a config), verified; capped at 4 MiB. Manifests go through {@link manifest}. */
+  async readBlob(d: Descriptor, o: IoOptions = {}): Promise<Uint8Array> {
+    if (isManifestType(d.mediaType) || isIndexType(d.mediaType)) {
+      const m = await this.manifest(d.digest, o)
+      if (m.bytes.length !== d.size)
+        throw new OcikitError('SIZE_MISMATCH', `${this.name} manifest ${d.digest}: ${m.bytes.length} bytes, descriptor says ${d.size}`)
+      return m.bytes
+    }
+    if (d.size > MAX_DOCUMENT_SIZE) throw new OcikitError('TOO_LARGE', `${this.name} blob ${d.digest}: ${d.size} bytes, over the document limit`)
+    const chunks: Buffer[] = []
+    for await (const c of await this.openBlob(d, o)) chunks.push(c as Buffer)
+    return Buffer.concat(chunks)
+  }
+
+  /**
+   * Uploads a blob unless the repository has it. With `mountFrom`, first asks the registry to
+   * mount it from that repository. Blobs up to `chunkSize` go in one PUT; larger ones in PATCH
+   * chunks (at least the registry's OCI-Chunk-Min-Length), falling back to one PUT if chunks are refused.
+   * Returns what happened.
+   */
+  async uploadBlob(
+    d: Descriptor,
+    open: () => Promise<Readable>,
+    o: IoOptions & { mountFrom?: string | undefined } = {},
+  ): Promise<'existed' | 'mounted' | 'uploaded'> {
+    if (await this.hasBlob(d.digest, o)) return 'existed'
+    const uploads = `${this.repository}/blobs/uploads/`
+    if (o.mountFrom && o.mountFrom !== this.repository) {
+      const res = await this.t.request({
+        method: 'POST',
+        path: `${uploads}?mount=${encodeURIComponent(d.digest)}&from=${encodeURIComponent(o.mountFrom)}`,
+        scope: this.#push(),
+        ok: [201, 202],
+        retry: true,
+        signal: o.signal,
+      })
+      await res.body?.cancel().catch(() => {})
+      if (res.status === 201) return 'mounted'
+      await this.#cancelUpload(res)
+    }
+    const chunkSize = this.t.o.chunkSize ?? 64 << 20
+    if (d.size > chunkSize) {
+      try {
+        await this.#chunked(d, open, chunkSize, o)
+        return 'uploaded'
+      } catch (e) {
+        if (!(e instanceof RegistryError) || ![400, 405, 416, 501].includes(e.status)) throw e
+        this.t.o.onNotice?.(`${this.t.registry} refused a chunked upload (status ${e.status}); sending ${d.digest} in one request`)
+      }
+    }
+    await this.#monolithic(d, open, o)
+    return 'uploaded'
+  }
+
+  async #start(o: IoOptions): Promise<{ location: URL; minChunk: number }> {
+    const res = await this.t.request({
+      method: 'POST',
+      path: `${this.repository}/blobs/uploads/`,
+      scope: this.#push(),
+      ok: [202],
+      retry: true,
+      signal: o.signal,
+    })
+    await res.body?.cancel().catch(() => {})
+    return { location: this.#location(res), minChunk: Number(res.headers.get('oci-chunk-min-length') ?? 0) || 0 }
+  }
+
+  #location(res: Response): URL {
+    const loc = res.headers.get('location')
+    if (!loc) throw new RegistryError('REGISTRY_ERROR', `${this.t.registry}: upload answer without a Location header`, res.status)
+    return new URL(loc, res.url || this.t.base)
+  }
+
+  async #cancelUpload(res: Response): Promise<void> {
+    const loc = res.headers.get('location')
+    if (!loc) return
+    await this.t
+      .request({ method: 'DELETE', path: new URL(loc, res.url || this.t.base).toString(), scope: this.#push(), ok: [204, 202, 200, 404], retry: false })
+      .then((r) => r.body?.cancel())
+      .catch(() => {})
+  }
+
+  async #monolithic(d: Descriptor, open: () => Promise<Readable>, o: IoOptions): Promise<void> {
+    // A failed PUT starts over with a fresh upload session and a fresh stream.
+    const attempts = this.t.o.attempts ?? 5
+    for (let attempt = 1; ; attempt++) {
+      const { location } = await this.#start(o)
+      location.searchParams.set('digest', d.digest)
+      try {
+        const res = await this.t.request({
+          method: 'PUT',
+          path: location.toString(),
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(d.size) },
+          body: async () => Readable.toWeb(await open()) as unknown as RequestBody,
+          scope: this.#push(),
+          ok: [201, 204],
+          retry: false,
+          signal: o.signal,
+        })
+        await res.body?.cancel().catch(() => {})
+        return
+      } catch (e) {
+        const transient = e instanceof RegistryError && (e.code === 'NETWORK_ERROR' || e.status >= 500 || e.status === 429)
+        if (!transient || attempt >= attempts || o.signal?.aborted) throw e
+      }
+    }
+  }
+
+  async #chunked(d: Descriptor, open: () => Promise<Readable>, chunkSize: number, o: IoOptions): Promise<void> {
+    let { location, minChunk } = await this.#start(o)
+    const size = Math.max(chunkSize, minChunk)
+    let offset = 0
+    let pending: Buffer[] = []
+    let pendingLength = 0
+    const send = async (chunk: Buffer) => {
+      const res = await this.t.request({
+        method: 'PATCH',
+        path: location.toString(),
+        headers: {
+          'content-type': 'application/octet-stream',
+          'content-length': String(chunk.length),
+          'content-range': `${offset}-${offset + chunk.length - 1}`,
+        },
+        body: () => chunk,
+        scope: this.#push(),
+        ok: [202],
+        retry: true,
+        signal: o.signal,
+      })
+      await res.body?.cancel().catch(() => {})
+      location = this.#location(res)
+      offset += chunk.length
+    }
+    for await (const c of await open()) {
+      pending.push(c as Buffer)
+      pendingLength += (c as Buffer).length
+      while (pendingLength >= size) {
+        const all = Buffer.concat(pending, pendingLength)
+        await send(all.subarray(0, size))
+        pending = [all.subarray(size)]
+        pendingLength = all.length - size
+      }
+    }
+    if (pendingLength > 0) await send(Buffer.concat(pending, pendingLength))
+    location.searchParams.set('digest', d.digest)
+    const res = await this.t.request({
+      method: 'PUT',
+      path: location.toString(),
+      headers: { 'content-length': '0' },
+      scope: this.#push(),
+      ok: [201, 204],
+      retry: true,
+      signal: o.signal,
+    })
+    await res.body?.cancel().catch(() => {})
+  }
+
+  /** Every tag of the repository, following `Link` pagination. */
+  async tags(o: IoOptions = {}): Promise<string[]> {
+    return this.#paged(`${this.repository}/tags/list?n=1000`, 'tags', this.#pull(), o)
+  }
+
+  /** Every repository of the registry (the catalog), following `Link` pagination. */
+  async catalog(o: IoOptions = {}): Promise<string[]> {
+    return this.#paged('_catalog?n=1000', 'repositories', 'registry:catalog:*', o)
+  }
+
+  async #paged(first: string, field: 'tags' | 'repositories', scope: string, o: IoOptions): Promise<string[]> {
+    const out: string[] = []
+    let path: string | undefined = first
+    for (let page = 0; path && page < 10_000; page++) {
+      const res: Response = await this.t.request({ method: 'GET', path, scope, ok: [200], signal: o.signal })
+      const text = await cappedText(res, 16 << 20)
+      let body: Record<string, unknown>
+      try {
+        body = JSON.parse(text)
+      } catch {
+        throw new RegistryError('REGISTRY_ERROR', `${this.t.registry}: ${field} list is not JSON`, res.status)
+      }
+      const items = body[field]
+      if (Array.isArray(items)) out.push(...items.filter((x): x is string => typeof x === 'string'))
+      const link = res.headers.get('link')
+      const next = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] : undefined
+      path = next ? new URL(next, res.url || this.t.base).toString() : undefined
+    }
+    return out
+  }
+}

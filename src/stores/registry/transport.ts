@@ -1,0 +1,298 @@
+/**
+ * HTTP to one registry: scheme choice (plain HTTP only for loopback and hosts marked
+ * insecure), authentication from challenges (Basic; Bearer tokens per scope, cached), retries
+ * with exponential backoff and jitter on 408, 429, 5xx and connection errors (honouring
+ * Retry-After), and redirects followed by hand so that `Authorization` never goes to another host.
+ */
+
+import { parseChallenges } from '../../auth/challenge.ts'
+import { type CredentialProvider, type Credentials, defaultCredentials } from '../../auth/credentials.ts'
+import { TokenCache } from '../../auth/token.ts'
+import { AbortedError, RegistryError, type RegistryErrorDetail } from '../../errors.ts'
+
+/** Options for talking to registries. */
+export interface RegistryOptions {
+  /** Hosts (`host[:port]`) reached over plain HTTP besides localhost, 127.0.0.1 and [::1]. */
+  insecure?: readonly string[] | undefined
+  /** Where credentials come from (default: docker and containers auth files, helpers). */
+  credentials?: CredentialProvider | undefined
+  /** Attempts per request on transient failures (default 5). */
+  attempts?: number | undefined
+  /** First backoff delay in ms (default 250; doubled each time, with jitter, at most 10 s). */
+  backoffMs?: number | undefined
+  /** Blobs transferred at once (default 4). */
+  concurrency?: number | undefined
+  /** Blobs larger than this are uploaded in chunks (default 64 MiB). */
+  chunkSize?: number | undefined
+  onNotice?: ((m: string) => void) | undefined
+  /** Reported on each retry, for progress displays. */
+  onRetry?: ((e: { url: string; attempt: number; reason: string; delayMs: number }) => void) | undefined
+  fetch?: typeof fetch | undefined
+}
+
+/** Largest error body read (64 KiB). */
+export const MAX_ERROR_BODY = 64 * 1024
+const MAX_REDIRECTS = 5
+
+const tokenCaches = new WeakMap<typeof fetch, TokenCache>()
+
+/** True for hosts reached over plain HTTP by default. */
+export function isLoopback(host: string): boolean {
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]
+  return name === 'localhost' || name === '127.0.0.1' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name ?? '')
+}
+
+/** Reads at most `max` bytes of a response body as text (the rest is discarded). */
+export async function cappedText(res: Response, max = MAX_ERROR_BODY): Promise<string> {
+  if (!res.body) return ''
+  const reader = res.body.getReader()
+  const chunks: Uint8Array[] = []
+  let n = 0
+  try {
+    while (n < max) {
+      const { done, value } = await reader.read()
+      if (done) break
+      chunks.push(value)
+      n += value.length
+    }
+  } finally {
+    await reader.cancel().catch(() => {})
+  }
+  return Buffer.concat(chunks).subarray(0, max).toString('utf8')
+}
+
+/** What a request body can be. */
+export type RequestBody = NonNullable<RequestInit['body']>
+
+/** A request: relative paths are under `/v2/`. `body` is a factory so that a retry can re-send it. */
+export interface RegistryRequest {
+  method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
+  path: string
+  headers?: Record<string, string> | undefined
+  body?: (() => RequestBody | Promise<RequestBody>) | undefined
+  /** The bearer token scope this request needs, e.g. `repository:app:pull,push` or `registry:catalog:*`. */
+  scope?: string | undefined
+  /** Statuses the caller handles itself (others become errors). */
+  ok: readonly number[]
+  /** Whether a failure may be retried by sending again (default: not for POST/PATCH). */
+  retry?: boolean | undefined
+  signal?: AbortSignal | undefined
+}
+
+/** The HTTP side of one registry. */
+export class RegistryTransport {
+  readonly registry: string
+  readonly base: string
+  readonly o: RegistryOptions
+  readonly #fetch: typeof fetch
+  readonly #tokens: TokenCache
+  readonly #credentials: CredentialProvider
+  #creds: Promise<Credentials | undefined> | undefined
+  /** How this registry authenticates, once learned from a challenge. */
+  #scheme: { kind: 'basic' } | { kind: 'bearer'; params: Record<string, string> } | undefined
+
+  constructor(registry: string, o: RegistryOptions = {}) {
+    this.registry = registry
+    this.o = o
+    const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry
+    const plain = isLoopback(host) || (o.insecure ?? []).includes(registry)
+    this.base = `${plain ? 'http' : 'https'}://${host}`
+    this.#fetch = o.fetch ?? fetch
+    let cache = tokenCaches.get(this.#fetch)
+    if (!cache) {
+      cache = new TokenCache(this.#fetch)
+      tokenCaches.set(this.#fetch, cache)
+    }
+    this.#tokens = cache
+    this.#credentials = o.credentials ?? defaultCredentials(o.onNotice)
+  }
+
+  #getCreds(): Promise<Credentials | undefined> {
+    this.#creds ??= this.#credentials(this.registry)
+    return this.#creds
+  }
+
+  #scopes(req: RegistryRequest, challenge?: Record<string, string>): string[] {
+    const s = new Set<string>()
+    if (req.scope) s.add(req.scope)
+    if (challenge?.scope) for (const x of challenge.scope.split(' ')) s.add(x)
+    return [...s]
+  }
+
+  #tokenKey(params: Record<string, string>, scopes: string[]): string {
+    return `${params.realm}|${params.service ?? ''}|${scopes.sort().join(' ')}`
+  }
+
+  async #authorization(req: RegistryRequest): Promise<string | undefined> {
+    const scheme = this.#scheme
+    if (!scheme) return undefined
+    const creds = await this.#getCreds()
+    if (scheme.kind === 'basic') {
+      return creds?.username !== undefined ? `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}` : undefined
+    }
+    const scopes = this.#scopes(req)
+    const key = this.#tokenKey(scheme.params, scopes)
+    const token = this.#tokens.get(key) ?? (await this.#tokens.fetch(key, scheme.params, scopes, creds, this.registry, req.signal))
+    return `Bearer ${token}`
+  }
+
+  /** Learns the auth scheme from a 401; returns false when there is nothing new to try. */
+  async #learn(res: Response, req: RegistryRequest): Promise<boolean> {
+    const challenges = parseChallenges(res.headers.get('www-authenticate'))
+    const bearer = challenges.find((c) => c.scheme === 'bearer')
+    const basic = challenges.find((c) => c.scheme === 'basic')
+    if (bearer) {
+      const before = this.#scheme
+      this.#scheme = { kind: 'bearer', params: bearer.params }
+      const scopes = this.#scopes(req, bearer.params)
+      const key = this.#tokenKey(bearer.params, scopes)
+      if (before?.kind === 'bearer' && this.#tokens.get(key)) {
+        this.#tokens.drop(key) // the token we sent was refused; get one fresh token, once
+        return true
+      }
+      await this.#tokens.fetch(key, bearer.params, scopes, await this.#getCreds(), this.registry, req.signal)
+      return true
+    }
+    if (basic) {
+      const had = this.#scheme?.kind === 'basic'
+      this.#scheme = { kind: 'basic' }
+      return !had && (await this.#getCreds())?.username !== undefined
+    }
+    return false
+  }
+
+  /** Sends a request, authenticating, retrying and following redirects; returns a response whose status is in `req.ok`. */
+  async request(req: RegistryRequest): Promise<Response> {
+    const attempts = req.retry === false || (req.retry === undefined && (req.method === 'POST' || req.method === 'PATCH')) ? 1 : (this.o.attempts ?? 5)
+    const url = new URL(req.path.startsWith('http') ? req.path : `${this.base}/v2/${req.path.replace(/^\//, '')}`)
+    let authRetried = false
+    for (let attempt = 1; ; attempt++) {
+      let res: Response
+      let authorized = false
+      try {
+        ;({ res, authorized } = await this.#send(req, url))
+      } catch (e) {
+        if (req.signal?.aborted) throw new AbortedError(`${req.method} ${url}`, { cause: e })
+        if (e instanceof RegistryError && e.code !== 'NETWORK_ERROR') throw e
+        if (attempt >= attempts) {
+          throw new RegistryError(
+            'NETWORK_ERROR',
+            `${this.registry}: ${req.method} ${url.pathname} failed after ${attempt} attempt(s): ${(e as Error).message}`,
+            0,
+            [],
+            { cause: e },
+          )
+        }
+        await this.#backoff(url, attempt, (e as Error).message, undefined, req.signal)
+        continue
+      }
+      if (res.status === 401 && !authRetried) {
+        await res.body?.cancel().catch(() => {})
+        authRetried = true
+        // Sent before a parallel request learned how to authenticate: just send it again.
+        const learnedMeanwhile = !authorized && this.#scheme !== undefined && (await this.#authorization(req)) !== undefined
+        if (learnedMeanwhile || (await this.#learn(res, req))) {
+          attempt--
+          continue
+        }
+        const fresh = await this.#request401(res, req)
+        throw fresh
+      }
+      if (req.ok.includes(res.status)) return res
+      const transient = res.status === 408 || res.status === 429 || res.status >= 500
+      if (transient && attempt < attempts) {
+        await res.body?.cancel().catch(() => {})
+        await this.#backoff(url, attempt, `status ${res.status}`, res.headers.get('retry-after'), req.signal)
+        continue
+      }
+      throw await this.errorFrom(res, req, attempt)
+    }
+  }
+
+  async #request401(res: Response, req: RegistryRequest): Promise<RegistryError> {
+    const creds = await this.#getCreds()
+    const who = creds?.username ? `as '${creds.username}'` : 'anonymously'
+    return new RegistryError(
+      'UNAUTHORIZED',
+      `${this.registry}: ${req.method} ${new URL(res.url || this.base).pathname}: authentication ${who} was refused (status 401); check the credentials (ocikit login ${this.registry})`,
+      401,
+    )
+  }
+
+  async #send(req: RegistryRequest, start: URL): Promise<{ res: Response; authorized: boolean }> {
+    let url = start
+    let authorized = false
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = { 'user-agent': 'ocikit', ...req.headers }
+      // Credentials go only to the registry's own origin, never to a redirect target elsewhere.
+      if (url.origin === new URL(this.base).origin) {
+        const auth = await this.#authorization(req)
+        if (auth) headers.authorization = auth
+        authorized = auth !== undefined
+      }
+      const body = req.body ? await req.body() : undefined
+      const res = await this.#fetch(url, {
+        method: req.method,
+        headers,
+        body,
+        redirect: 'manual',
+        signal: req.signal,
+        ...(body && typeof body === 'object' && 'getReader' in body ? { duplex: 'half' } : {}),
+      } as RequestInit)
+      const location = res.headers.get('location')
+      if ([301, 302, 303, 307, 308].includes(res.status) && location && (req.method === 'GET' || req.method === 'HEAD')) {
+        await res.body?.cancel().catch(() => {})
+        if (hop >= MAX_REDIRECTS)
+          throw new RegistryError('REGISTRY_ERROR', `${this.registry}: more than ${MAX_REDIRECTS} redirects for ${start.pathname}`, res.status)
+        url = new URL(location, url)
+        continue
+      }
+      Object.defineProperty(res, 'url', { value: url.toString() })
+      return { res, authorized }
+    }
+  }
+
+  async #backoff(url: URL, attempt: number, reason: string, retryAfter: string | null | undefined, signal?: AbortSignal): Promise<void> {
+    const base = this.o.backoffMs ?? 250
+    let delay = Math.min(10_000, base * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2)
+    if (retryAfter) {
+      const secs = Number(retryAfter)
+      const at = Number.isFinite(secs) ? secs * 1000 : Date.parse(retryAfter) - Date.now()
+      if (Number.isFinite(at) && at >= 0) delay = Math.min(at, 60_000)
+    }
+    this.o.onRetry?.({ url: url.pathname, attempt, reason, delayMs: Math.round(delay) })
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(resolve, delay)
+      signal?.addEventListener('abort', () => {
+        clearTimeout(t)
+        reject(new AbortedError(url.pathname))
+      })
+    })
+  }
+
+  /** The error for an unexpected status, with the registry's JSON error entries when it sent any. */
+  async errorFrom(res: Response, req: RegistryRequest, attempts = 1): Promise<RegistryError> {
+    const text = req.method === 'HEAD' ? '' : await cappedText(res)
+    let errors: RegistryErrorDetail[] = []
+    let detail = ''
+    const type = res.headers.get('content-type') ?? ''
+    try {
+      const j = JSON.parse(text) as { errors?: RegistryErrorDetail[] }
+      if (Array.isArray(j.errors)) errors = j.errors.filter((e) => typeof e?.code === 'string')
+      detail = errors.map((e) => `${e.code}${e.message ? `: ${e.message}` : ''}`).join('; ')
+    } catch {
+      if (/html/i.test(type) || /^\s*</.test(text)) detail = 'an HTML page instead of a JSON error (a proxy or the wrong host?)'
+      else if (text.trim()) detail = text.trim().slice(0, 200)
+    }
+    const path = new URL(res.url || this.base).pathname
+    const tries = attempts > 1 ? ` after ${attempts} attempts` : ''
+    const msg = `${this.registry}: ${req.method} ${path}: status ${res.status}${tries}${detail ? `: ${detail}` : ''}`
+    const codes = errors.map((e) => e.code)
+    if (res.status === 404 || codes.includes('MANIFEST_UNKNOWN') || codes.includes('BLOB_UNKNOWN') || codes.includes('NAME_UNKNOWN')) {
+      return new RegistryError(codes.includes('BLOB_UNKNOWN') || /\/blobs\//.test(path) ? 'BLOB_UNKNOWN' : 'MANIFEST_UNKNOWN', msg, res.status, errors)
+    }
+    if (res.status === 401) return new RegistryError('UNAUTHORIZED', msg, res.status, errors)
+    if (res.status === 403 || codes.includes('DENIED')) return new RegistryError('DENIED', msg, res.status, errors)
+    return new RegistryError('REGISTRY_ERROR', msg, res.status, errors)
+  }
+}
