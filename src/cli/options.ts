@@ -1,7 +1,8 @@
 /** Options shared by several commands. */
-import { Option } from 'commander'
+import { type Command, Option } from 'commander'
 import { parsePlatform } from '../image/platform.ts'
 import type { Platform } from '../spec/schemas.ts'
+import type { RegistryOptions } from '../stores/registry/transport.ts'
 
 /** `--platform os/arch[/variant]`, parsed. */
 export function platformOption(what = 'pick this platform from a multi-platform index (default: this machine, linux/<arch>)'): Option {
@@ -11,4 +12,14 @@ export function platformOption(what = 'pick this platform from a multi-platform 
 /** `--json`. */
 export function jsonOption(): Option {
   return new Option('--json', 'print machine-readable JSON')
+}
+
+/** Registry options from the global flags (`--insecure HOST`), with notices and retries shown on stderr. */
+export function registryOptions(program: Command): RegistryOptions {
+  const g = program.opts<{ insecure?: string[]; quiet?: boolean }>()
+  return {
+    insecure: g.insecure ?? [],
+    onNotice: (m) => process.stderr.write(`ocikit: ${m}\n`),
+    onRetry: (r) => process.stderr.write(`ocikit: ${r.url}: ${r.reason}; retrying in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt + 1})\n`),
+  }
 }

@@ -7,6 +7,7 @@ import { register as registerCopy } from './commands/copy.ts'
 import { register as registerDocuments } from './commands/documents.ts'
 import { register as registerInspect } from './commands/inspect.ts'
 import { register as registerLayer } from './commands/layer.ts'
+import { register as registerRegistry } from './commands/registry.ts'
 import { register as registerTags } from './commands/tags.ts'
 import { register as registerUnpack } from './commands/unpack.ts'
 
@@ -23,13 +24,14 @@ Image names:
   oci-archive:FILE[:TAG]    OCI layout in a tar file            (not supported yet)
   docker-archive:FILE[:REF] docker save tar file                (not supported yet)
   bfc:FILE[:TAG]            BFC single-file container           (not supported yet)
-  HOST[:PORT]/REPO[:TAG]    registry reference; docker://... too (not supported yet)
+  HOST[:PORT]/REPO[:TAG]    registry; also @sha256:..., docker://...; 'alpine' is docker.io/library/alpine:latest
 
 Examples:
   ocikit append scratch oci:./out:v1 --dir ./dist --prefix /app --cmd '["node","/app/index.js"]'
   ocikit inspect oci:./out:v1
   ocikit layer create ./dir -o layer.tar.gz && ocikit layer ls layer.tar.gz
   ocikit unpack oci:./out:v1 ./rootfs
+  ocikit copy oci:./out:v1 localhost:5000/app:v1
   ocikit copy oci:./a:v1 oci:./b:v1
   ocikit fsck oci:./out && ocikit gc oci:./out --dry-run`
 
@@ -39,6 +41,11 @@ export function buildProgram(): Command {
     .description('Build, change, store, move and check OCI container images, with no Docker daemon.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--debug', 'on error, print the stack and the chain of causes')
+    .option(
+      '--insecure <host>',
+      'reach this registry host over plain HTTP (repeatable; localhost, 127.0.0.1 and [::1] always are)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', NAMES)
     .configureOutput({ outputError: (s, write) => write(`ocikit: ${s.replace(/^error: /, 'error: ')}`) })
@@ -50,6 +57,7 @@ export function buildProgram(): Command {
   registerAppend(program)
   registerLayer(program)
   registerUnpack(program)
+  registerRegistry(program)
   for (const c of program.commands) c.showHelpAfterError(`(run 'ocikit ${c.name()} --help' for usage)`)
   return program
 }

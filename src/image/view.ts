@@ -101,6 +101,10 @@ export class SourceImage implements Image {
       return { raw, parsed: parseImageConfig(raw, `${src.name} config ${manifest.config.digest}`) }
     })
   }
+  /** Where this image's blobs come from (lets a registry writer mount instead of upload). */
+  get source(): BlobSource {
+    return this.#src
+  }
   async mediaType(): Promise<string> {
     return this.#mediaType
   }

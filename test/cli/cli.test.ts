@@ -85,7 +85,7 @@ test('errors: one clear line, non-zero exit, stack only with --debug, nothing ch
     [['config', '--platform', 'linux/s390x', `oci:${dir}:multi`], /no image for platform linux\/s390x; available: linux\/amd64, linux\/arm64\/v8/],
     [['inspect', 'dir:/x'], /unknown transport 'dir'/],
     [['tag', `oci:${dir}:v1`, 'bad tag'], /invalid tag/],
-    [['inspect', 'localhost:5000/app:v1'], /registry store is not supported yet/],
+    [['inspect', 'oci-archive:x.tar'], /oci-archive store is not supported yet/],
     [['gc', `oci:${dir}:v1`], /whole layout/],
   ]
   for (const [args, re] of cases) {

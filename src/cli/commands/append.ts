@@ -5,7 +5,7 @@ import { appendLayers, type ConfigEdit, editConfig, scratch } from '../../image/
 import { currentPlatform } from '../../image/platform.ts'
 import { layerFromDirectory, resolveTimestamp } from '../../layer/build.ts'
 import type { Platform } from '../../spec/schemas.ts'
-import { jsonOption, platformOption } from '../options.ts'
+import { jsonOption, platformOption, registryOptions } from '../options.ts'
 import { printJson } from '../output.ts'
 import { progressLine } from '../progress.ts'
 import { addLayerOptions, encodeOptions, type LayerCliOptions } from './layer.ts'
@@ -57,7 +57,8 @@ export function register(program: Command): void {
       .addOption(jsonOption()),
   ).action(async (base: string, dst: string, o: AppendCli) => {
     const created = new Date(resolveTimestamp(o.timestamp) * 1000).toISOString().replace('.000Z', 'Z')
-    const start = base === 'scratch' ? scratch(o.platform ?? currentPlatform()) : await readImage(base, { platform: o.platform })
+    const start =
+      base === 'scratch' ? scratch(o.platform ?? currentPlatform()) : await readImage(base, { platform: o.platform, registry: registryOptions(program) })
     const layers = o.dir.map((d) =>
       layerFromDirectory(d, {
         ...encodeOptions(o),
@@ -85,7 +86,7 @@ export function register(program: Command): void {
     if (Object.values(edit).some((v) => v !== undefined)) img = await editConfig(img, edit, { created })
     const p = progressLine('packing', o.quiet)
     try {
-      const d = await write(dst, img)
+      const d = await write(dst, img, { registry: registryOptions(program) })
       if (o.json) printJson(d)
       else process.stdout.write(`${dst} ${d.digest}\n`)
     } finally {

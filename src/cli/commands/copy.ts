@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { copy } from '../../api.ts'
 import { OcikitError } from '../../errors.ts'
 import type { Platform } from '../../spec/schemas.ts'
-import { jsonOption, platformOption } from '../options.ts'
+import { jsonOption, platformOption, registryOptions } from '../options.ts'
 import { printJson } from '../output.ts'
 
 export function register(program: Command): void {
@@ -19,7 +19,7 @@ export function register(program: Command): void {
       if (o.platform && o.allPlatforms) throw new OcikitError('INVALID_ARGUMENT', '--platform and --all-platforms exclude each other')
       let written = 0
       let skipped = 0
-      const d = await copy(src, dst, { platform: o.platform, onBlob: (b) => (b.existed ? skipped++ : written++) })
+      const d = await copy(src, dst, { platform: o.platform, registry: registryOptions(program), onBlob: (b) => (b.existed ? skipped++ : written++) })
       if (o.json) printJson(d)
       else if (!o.quiet) process.stdout.write(`${dst} ${d.digest} (${written} blob(s) written, ${skipped} already there)\n`)
     })

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { list, tag, untag } from '../../api.ts'
-import { jsonOption } from '../options.ts'
+import { jsonOption, registryOptions } from '../options.ts'
 import { printJson } from '../output.ts'
 
 export function register(program: Command): void {
@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .argument('<name>', 'existing image, e.g. oci:./layout:v1 or oci:./layout@sha256:...')
     .argument('<new-tag>', 'the new tag, e.g. latest')
     .action(async (name: string, newTag: string) => {
-      const d = await tag(name, newTag)
+      const d = await tag(name, newTag, { registry: registryOptions(program) })
       process.stdout.write(`${newTag} -> ${d.digest}\n`)
     })
   program

@@ -8,7 +8,7 @@ import { readImage } from '../../api.ts'
 import { unpackImage } from '../../layer/apply.ts'
 import { exportImage } from '../../layer/export.ts'
 import type { Platform } from '../../spec/schemas.ts'
-import { platformOption } from '../options.ts'
+import { platformOption, registryOptions } from '../options.ts'
 import { humanSize } from '../output.ts'
 
 const notice = (m: string) => process.stderr.write(`ocikit: ${m}\n`)
@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .addOption(platformOption())
     .option('--max-ratio <n>', 'stop a layer that expands more than N times its compressed size (default 250)', Number)
     .action(async (name: string, dir: string, o: { platform?: Platform; maxRatio?: number }) => {
-      const img = await readImage(name, { platform: o.platform })
+      const img = await readImage(name, { platform: o.platform, registry: registryOptions(program) })
       const s = await unpackImage(img, dir, { onNotice: notice, maxRatio: o.maxRatio })
       process.stdout.write(
         `unpacked ${s.entries} entries (${humanSize(s.bytes)}, ${s.whiteouts} whiteouts${s.skipped ? `, ${s.skipped} skipped` : ''}) into ${dir}\n`,
@@ -35,7 +35,7 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <file>', "tar file to write ('-' for standard output)")
     .addOption(platformOption())
     .action(async (name: string, o: { output: string; platform?: Platform }) => {
-      const img = await readImage(name, { platform: o.platform })
+      const img = await readImage(name, { platform: o.platform, registry: registryOptions(program) })
       if (o.output === '-') return pipeline(exportImage(img), process.stdout)
       const tmp = path.join(path.dirname(o.output), `.${path.basename(o.output)}.tmp-${randomBytes(6).toString('hex')}`)
       try {

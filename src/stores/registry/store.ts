@@ -39,6 +39,11 @@ export async function readFromRegistry(client: RegistryClient, ref: string, o: I
 /** Options of {@link writeToRegistry}. */
 export type RegistryWriteOptions = LayoutWriteOptions
 
+/** The repository to mount from: the source's, when it is another repository of the same registry. */
+function mountSource(client: RegistryClient, origin: BlobSource | undefined): string | undefined {
+  return origin instanceof RegistryBlobSource && origin.client.t.registry === client.t.registry ? origin.client.repository : undefined
+}
+
 async function pushImage(client: RegistryClient, img: Image, ref: string, o: RegistryWriteOptions, limit: ReturnType<typeof pLimit>): Promise<void> {
   const manifest = await img.manifest()
   const layers = await img.layers()
@@ -47,15 +52,17 @@ async function pushImage(client: RegistryClient, img: Image, ref: string, o: Reg
       limit(async () => {
         const d = manifest.layers[i] as Descriptor
         if (isNondistributableType(d.mediaType)) return // foreign layers stay where their urls say
-        const origin = layer instanceof BlobLayer ? layer.source : undefined
-        const mountFrom = origin instanceof RegistryBlobSource && origin.client.t.registry === client.t.registry ? origin.client.repository : undefined
+        const mountFrom = mountSource(client, layer instanceof BlobLayer ? layer.source : undefined)
         const how = await client.uploadBlob(d, () => layer.compressed(o), { ...o, mountFrom })
         o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'uploaded' })
       }),
     ),
   )
   const raw = await img.rawConfig()
-  const how = await client.uploadBlob(manifest.config, async () => Readable.from([Buffer.from(raw)]), o)
+  const how = await client.uploadBlob(manifest.config, async () => Readable.from([Buffer.from(raw)]), {
+    ...o,
+    mountFrom: mountSource(client, img instanceof SourceImage ? img.source : undefined),
+  })
   o.onBlob?.({ digest: manifest.config.digest, size: manifest.config.size, existed: how !== 'uploaded' })
   await client.putManifest(ref, await img.rawManifest(), await img.mediaType(), o)
 }

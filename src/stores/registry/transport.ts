@@ -114,7 +114,7 @@ export class RegistryTransport {
 
   #scopes(req: RegistryRequest, challenge?: Record<string, string>): string[] {
     const s = new Set<string>()
-    if (req.scope) s.add(req.scope)
+    for (const x of req.scope?.split(' ') ?? []) if (x) s.add(x)
     if (challenge?.scope) for (const x of challenge.scope.split(' ')) s.add(x)
     return [...s]
   }
@@ -162,7 +162,8 @@ export class RegistryTransport {
   }
 
   /** Sends a request, authenticating, retrying and following redirects; returns a response whose status is in `req.ok`. */
-  async request(req: RegistryRequest): Promise<Response> {
+  async request(request: RegistryRequest): Promise<Response> {
+    let req = request
     const attempts = req.retry === false || (req.retry === undefined && (req.method === 'POST' || req.method === 'PATCH')) ? 1 : (this.o.attempts ?? 5)
     const url = new URL(req.path.startsWith('http') ? req.path : `${this.base}/v2/${req.path.replace(/^\//, '')}`)
     let authRetried = false
@@ -189,6 +190,9 @@ export class RegistryTransport {
       if (res.status === 401 && !authRetried) {
         await res.body?.cancel().catch(() => {})
         authRetried = true
+        // A bearer challenge may ask for more scopes (a mount needs pull on the source repository).
+        const wanted = parseChallenges(res.headers.get('www-authenticate')).find((c) => c.scheme === 'bearer')?.params.scope
+        if (wanted) req = { ...req, scope: [...new Set([...(req.scope?.split(' ') ?? []), ...wanted.split(' ')])].join(' ') }
         // Sent before a parallel request learned how to authenticate: just send it again.
         const learnedMeanwhile = !authorized && this.#scheme !== undefined && (await this.#authorization(req)) !== undefined
         if (learnedMeanwhile || (await this.#learn(res, req))) {
@@ -199,6 +203,10 @@ export class RegistryTransport {
         throw fresh
       }
       if (req.ok.includes(res.status)) return res
+      if (res.status === 401) {
+        await res.body?.cancel().catch(() => {})
+        throw await this.#request401(res, req)
+      }
       const transient = res.status === 408 || res.status === 429 || res.status >= 500
       if (transient && attempt < attempts) {
         await res.body?.cancel().catch(() => {})

@@ -1,0 +1,72 @@
+import type { Command } from 'commander'
+import { catalog, deleteImage, listTags } from '../../api.ts'
+import { removeCredentials, saveCredentials } from '../../auth/credentials.ts'
+import { OcikitError } from '../../errors.ts'
+import { RegistryTransport } from '../../stores/registry/transport.ts'
+import { jsonOption, registryOptions } from '../options.ts'
+import { printJson } from '../output.ts'
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = []
+  for await (const c of process.stdin) chunks.push(c as Buffer)
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '')
+}
+
+export function register(program: Command): void {
+  program
+    .command('tags')
+    .description('list the tags of a registry repository')
+    .argument('<repository>', 'e.g. localhost:5000/app')
+    .addOption(jsonOption())
+    .action(async (repo: string, o: { json?: boolean }) => {
+      const tags = await listTags(repo, { registry: registryOptions(program) })
+      if (o.json) printJson(tags)
+      else process.stdout.write(tags.map((t) => `${t}\n`).join(''))
+    })
+  program
+    .command('catalog')
+    .description('list the repositories of a registry (if it allows listing)')
+    .argument('<host>', 'e.g. localhost:5000')
+    .addOption(jsonOption())
+    .action(async (host: string, o: { json?: boolean }) => {
+      const repos = await catalog(host, { registry: registryOptions(program) })
+      if (o.json) printJson(repos)
+      else process.stdout.write(repos.map((r) => `${r}\n`).join(''))
+    })
+  program
+    .command('delete')
+    .description('delete a manifest from a registry (a tag is resolved to its digest; every tag on it goes)')
+    .argument('<name>', 'e.g. localhost:5000/app:old or localhost:5000/app@sha256:...')
+    .action(async (name: string) => {
+      const d = await deleteImage(name, { registry: registryOptions(program) })
+      process.stdout.write(`deleted ${d}\n`)
+    })
+  program
+    .command('login')
+    .description('check credentials against a registry and save them in the docker config file')
+    .argument('<host>', 'registry host, e.g. ghcr.io or localhost:5000')
+    .requiredOption('-u, --username <user>', 'user name')
+    .option('--password-stdin', 'read the password (or token) from standard input')
+    .action(async (host: string, o: { username: string; passwordStdin?: boolean }) => {
+      if (!o.passwordStdin)
+        throw new OcikitError('INVALID_ARGUMENT', 'give the password on standard input with --password-stdin (it never goes on the command line)')
+      const password = await readStdin()
+      if (!password) throw new OcikitError('INVALID_ARGUMENT', 'no password on standard input')
+      const creds = { username: o.username, password }
+      const t = new RegistryTransport(host, { ...registryOptions(program), credentials: async () => creds })
+      const res = await t.request({ method: 'GET', path: '', ok: [200] })
+      await res.body?.cancel()
+      await saveCredentials(host, creds)
+      process.stdout.write(`login succeeded for ${o.username} at ${host}\n`)
+    })
+  program
+    .command('logout')
+    .description('remove saved credentials for a registry from the docker config file')
+    .argument('<host>', 'registry host')
+    .action(async (host: string) => {
+      const removed = await removeCredentials(host)
+      process.stdout.write(removed ? `removed credentials for ${host}\n` : `no saved credentials for ${host}\n`)
+    })
+}

@@ -1,0 +1,275 @@
+/**
+ * The registry store against a real registry (Debian's docker-registry, CNCF Distribution),
+ * anonymous, with htpasswd Basic auth and with token auth; a fault-injecting proxy in front
+ * of it; and a fake server for responses no real registry should send.
+ */
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import http from 'node:http'
+import path from 'node:path'
+import { describe, test } from 'node:test'
+import { copy, listTags, read, write } from '../../src/api.ts'
+import { digestOf } from '../../src/digest.ts'
+import { isOcikitError } from '../../src/errors.ts'
+import { randomImage, randomIndex } from '../../src/image/memory.ts'
+import { RegistryClient } from '../../src/stores/registry/client.ts'
+import { ocikit } from '../helpers/cli.ts'
+import { needPeers } from '../helpers/peers.ts'
+import { freePort, startRegistry } from '../helpers/registry.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+const alice = async () => ({ username: 'alice', password: 'wonderland' })
+const fast = { backoffMs: 10 }
+
+describe('registry: real docker-registry', needPeers('docker-registry', 'htpasswd', 'openssl'), () => {
+  for (const auth of ['none', 'htpasswd', 'token'] as const) {
+    test(`push, pull and copy an image and an index (${auth})`, async (t) => {
+      const r = await startRegistry(t, { auth })
+      const o = { registry: { credentials: alice, ...fast } }
+      const img = await randomImage({ seed: 1, layers: 3 })
+      const d = await write(`${r.host}/app:v1`, img, o)
+      assert.equal(d.digest, await img.digest())
+      const back = await read(`${r.host}/app:v1`, o)
+      assert.equal(await back.digest(), await img.digest())
+      assert.equal(back.kind, 'image')
+      let bytes = 0
+      for (const l of back.kind === 'image' ? await back.layers() : []) for await (const c of await l.uncompressed()) bytes += (c as Buffer).length
+      assert.ok(bytes > 0)
+      const idx = await randomIndex({ seed: 2 })
+      await write(`${r.host}/multi:v1`, idx, o)
+      assert.equal(await (await read(`${r.host}/multi@${await idx.digest()}`, o)).digest(), await idx.digest())
+      const dir = await tempDir(t)
+      await copy(`${r.host}/multi:v1`, `oci:${dir}:m`, o)
+      let existed = 0
+      await copy(`oci:${dir}:m`, `${r.host}/other:v2`, { ...o, onBlob: (b) => (existed += b.existed ? 1 : 0) })
+      assert.deepEqual(await listTags(`${r.host}/other`, o), ['v2'])
+      // Blobs already in the registry (another repository) are mounted or found, not sent again.
+      await copy(`${r.host}/app:v1`, `${r.host}/app-copy:v1`, { ...o, onBlob: (b) => (existed += b.existed ? 1 : 0) })
+      assert.ok(existed >= 4, `mounted or skipped: ${existed}`)
+      const again: boolean[] = []
+      await write(`${r.host}/app:v1`, img, { ...o, onBlob: (b) => again.push(b.existed) })
+      assert.ok(again.every(Boolean), 'a second push sends no blob')
+      if (auth === 'token') {
+        assert.ok(r.tokenRequests.some((q) => q.scope.includes('repository:app:pull,push') && q.user === 'alice'))
+      }
+    })
+  }
+
+  for (const auth of ['htpasswd', 'token'] as const) {
+    test(`a wrong password is one clear error, with no retry storm (${auth})`, async (t) => {
+      const r = await startRegistry(t, { auth })
+      const bad = { registry: { credentials: async () => ({ username: 'alice', password: 'nope' }), ...fast } }
+      await assert.rejects(write(`${r.host}/app:v1`, await randomImage({ seed: 3, layers: 1 }), bad), (e) => {
+        return isOcikitError(e, 'UNAUTHORIZED') && e.message.includes(r.host) && e.message.includes("'alice'") && !e.message.includes('nope')
+      })
+      if (auth === 'token') assert.ok(r.tokenRequests.length <= 4, `token requests: ${r.tokenRequests.length}`)
+      const anon = { registry: { credentials: async () => undefined, ...fast } }
+      await assert.rejects(read(`${r.host}/app:v1`, anon), (e) => isOcikitError(e, 'UNAUTHORIZED') || isOcikitError(e, 'MANIFEST_UNKNOWN'))
+    })
+  }
+
+  test('large blobs go up in chunks (PATCH) and come back intact', async (t) => {
+    const r = await startRegistry(t)
+    const img = await randomImage({ seed: 4, layers: 2, layerSize: 300_000, compression: 'none' })
+    await write(`${r.host}/chunked:v1`, img, { registry: { chunkSize: 64 * 1024, ...fast } })
+    const back = await read(`${r.host}/chunked:v1`)
+    assert.equal(await back.digest(), await img.digest())
+    const [layer] = back.kind === 'image' ? await back.layers() : []
+    let n = 0
+    for await (const c of await layer!.compressed()) n += (c as Buffer).length
+    assert.equal(n, await layer!.size())
+  })
+
+  test('CLI: login checks and saves, tags, catalog, copy, delete, logout', async (t) => {
+    const r = await startRegistry(t, { auth: 'token' })
+    const home = await tempDir(t)
+    const env = { DOCKER_CONFIG: path.join(home, 'docker'), REGISTRY_AUTH_FILE: '', XDG_RUNTIME_DIR: '' }
+    const layout = path.join(home, 'layout')
+    await write(`oci:${layout}:v1`, await randomImage({ seed: 5, layers: 1 }))
+    const loginBad = await runWithStdin(['login', r.host, '-u', 'alice', '--password-stdin'], 'wrong', env)
+    assert.equal(loginBad.code, 1)
+    assert.match(loginBad.stderr, /refused/)
+    await assert.rejects(fs.stat(path.join(home, 'docker', 'config.json')), 'nothing saved on a failed login')
+    const login = await runWithStdin(['login', r.host, '-u', 'alice', '--password-stdin'], 'wonderland\n', env)
+    assert.equal(login.code, 0, login.stderr)
+    const saved = await fs.readFile(path.join(home, 'docker', 'config.json'), 'utf8')
+    assert.ok(JSON.parse(saved).auths[r.host].auth)
+    assert.equal(((await fs.stat(path.join(home, 'docker', 'config.json'))).mode & 0o777).toString(8), '600')
+    const cp = await ocikit(['copy', `oci:${layout}:v1`, `${r.host}/app:v1`], { env })
+    assert.equal(cp.code, 0, cp.stderr)
+    assert.equal((await ocikit(['tag', `${r.host}/app:v1`, 'latest'], { env })).code, 0)
+    assert.deepEqual((await ocikit(['tags', `${r.host}/app`], { env })).stdout.trim().split('\n').sort(), ['latest', 'v1'])
+    const digest = (await ocikit(['digest', `${r.host}/app:v1`], { env })).stdout.trim()
+    assert.equal(digest, (await ocikit(['digest', `oci:${layout}:v1`])).stdout.trim())
+    const del = await ocikit(['delete', `${r.host}/app:v1`], { env })
+    assert.equal(del.code, 0, del.stderr)
+    const gone = await ocikit(['inspect', `${r.host}/app@${digest}`], { env })
+    assert.equal(gone.code, 1)
+    assert.match(gone.stderr, /MANIFEST_UNKNOWN|status 404|unknown/i)
+    assert.equal((await ocikit(['logout', r.host], { env })).code, 0)
+    assert.deepEqual(JSON.parse(await fs.readFile(path.join(home, 'docker', 'config.json'), 'utf8')).auths, {})
+  })
+
+  test('a fault-injecting proxy: 500, 429 with Retry-After, a dropped connection mid-blob; the copy still succeeds', async (t) => {
+    const r = await startRegistry(t)
+    const img = await randomImage({ seed: 6, layers: 2, layerSize: 200_000, compression: 'none' })
+    await write(`${r.host}/app:v1`, img)
+    const faults = { manifest500: 1, head429: 1, dropBlob: 1, rangeRequests: 0 }
+    const proxy = http.createServer((req, res) => {
+      const url = req.url ?? '/'
+      if (req.method === 'GET' && url.includes('/manifests/') && faults.manifest500-- > 0) return void res.writeHead(500).end('boom')
+      if (req.method === 'HEAD' && url.includes('/blobs/') && faults.head429-- > 0) return void res.writeHead(429, { 'retry-after': '0' }).end()
+      if (req.headers.range) faults.rangeRequests++
+      const up = http.request({ host: '127.0.0.1', port: Number(r.host.split(':')[1]), path: url, method: req.method, headers: req.headers }, (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers)
+        const big = req.method === 'GET' && url.includes('/blobs/') && Number(upRes.headers['content-length']) > 100_000
+        if (big && faults.dropBlob-- > 0) {
+          // Headers and exactly 50,000 bytes of body, then the connection drops.
+          res.flushHeaders()
+          let sent = 0
+          upRes.on('data', (c: Buffer) => {
+            if (sent >= 50_000) return
+            const part = c.subarray(0, 50_000 - sent)
+            sent += part.length
+            res.write(part, () => {
+              if (sent >= 50_000) {
+                upRes.destroy()
+                res.socket?.destroy()
+              }
+            })
+          })
+          return
+        }
+        upRes.pipe(res)
+      })
+      req.pipe(up)
+    })
+    const port = await freePort()
+    await new Promise<void>((done) => proxy.listen(port, '127.0.0.1', () => done()))
+    t.after(() => new Promise<void>((done) => proxy.close(() => done())))
+    const retries: string[] = []
+    const dir = await tempDir(t)
+    await copy(`127.0.0.1:${port}/app:v1`, `oci:${dir}:v1`, { registry: { ...fast, onRetry: (x) => retries.push(x.reason) } })
+    assert.equal(await (await read(`oci:${dir}:v1`)).digest(), await img.digest())
+    assert.ok(retries.includes('status 500'), retries.join())
+    assert.ok(faults.rangeRequests >= 1, 'the broken download resumed with a Range request')
+    const pushed: boolean[] = []
+    await write(`127.0.0.1:${port}/again:v1`, await randomImage({ seed: 7, layers: 1 }), {
+      registry: { ...fast, onRetry: (x) => retries.push(x.reason) },
+      onBlob: (b) => pushed.push(b.existed),
+    })
+    assert.ok(retries.includes('status 429'), retries.join())
+  })
+})
+
+async function runWithStdin(args: string[], input: string, env: NodeJS.ProcessEnv) {
+  const { spawn } = await import('node:child_process')
+  const main = path.resolve(import.meta.dirname, '../../src/cli/main.ts')
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const c = spawn(process.execPath, [main, ...args], { env: { ...process.env, ...env } })
+    let stdout = ''
+    let stderr = ''
+    c.stdout.on('data', (d) => {
+      stdout += d
+    })
+    c.stderr.on('data', (d) => {
+      stderr += d
+    })
+    c.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }))
+    c.stdin.end(input)
+  })
+}
+
+describe('registry: responses no registry should send (fake server)', () => {
+  async function fake(t: import('node:test').TestContext, handler: http.RequestListener): Promise<string> {
+    const server = http.createServer(handler)
+    const port = await freePort()
+    await new Promise<void>((done) => server.listen(port, '127.0.0.1', () => done()))
+    t.after(() => new Promise<void>((done) => server.close(() => done())))
+    return `127.0.0.1:${port}`
+  }
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf('{}'), size: 2 },
+    layers: [],
+  })
+
+  test('a manifest whose bytes do not match Docker-Content-Digest or the requested digest', async (t) => {
+    const host = await fake(t, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': digestOf('other') }).end(manifest)
+    })
+    const c = new RegistryClient(host, 'app', fast)
+    await assert.rejects(c.manifest('v1'), (e) => isOcikitError(e, 'DIGEST_MISMATCH') && /Docker-Content-Digest/.test(e.message))
+    await assert.rejects(c.manifest(digestOf('wanted')), (e) => isOcikitError(e, 'DIGEST_MISMATCH') && /requested/.test(e.message))
+  })
+
+  test('an HTML error page instead of JSON is named as such', async (t) => {
+    const host = await fake(t, (_req, res) => {
+      res.writeHead(400, { 'content-type': 'text/html' }).end('<html><body>Bad Gateway</body></html>')
+    })
+    await assert.rejects(read(`${host}/app:v1`, { registry: fast }), (e) => isOcikitError(e, 'REGISTRY_ERROR') && /HTML page/.test(e.message))
+  })
+
+  test('a manifest over 4 MiB is refused', async (t) => {
+    const host = await fake(t, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(Buffer.alloc(5 << 20, 0x20))
+    })
+    await assert.rejects(read(`${host}/app:v1`, { registry: fast }), (e) => isOcikitError(e, 'TOO_LARGE'))
+  })
+
+  test('retries are bounded, and the error says how many attempts were made', async (t) => {
+    let hits = 0
+    const host = await fake(t, (_req, res) => {
+      hits++
+      res.writeHead(503).end()
+    })
+    await assert.rejects(
+      read(`${host}/app:v1`, { registry: { ...fast, attempts: 3 } }),
+      (e) => isOcikitError(e, 'REGISTRY_ERROR') && /after 3 attempts/.test(e.message),
+    )
+    assert.equal(hits, 3)
+  })
+
+  test('a redirect to another host does not carry the Authorization header', async (t) => {
+    let leaked: string | undefined = 'unset'
+    const other = await fake(t, (req, res) => {
+      leaked = req.headers.authorization
+      res.writeHead(200).end('x')
+    })
+    const host = await fake(t, (req, res) => {
+      if (!req.headers.authorization) return void res.writeHead(401, { 'www-authenticate': 'Basic realm="r"' }).end()
+      res.writeHead(307, { location: `http://${other}/blob` }).end()
+    })
+    const c = new RegistryClient(host, 'app', { ...fast, credentials: alice })
+    const s = await c.openBlob({ mediaType: 'application/octet-stream', digest: digestOf('x'), size: 1 })
+    for await (const _ of s);
+    assert.equal(leaked, undefined)
+  })
+})
+
+describe('registry interop: skopeo and podman', needPeers('docker-registry', 'skopeo', 'podman'), () => {
+  test('skopeo and podman pull what ocikit pushed; ocikit pulls what skopeo pushed, digests identical', async (t) => {
+    const r = await startRegistry(t)
+    const dir = await tempDir(t)
+    const src = path.join(dir, 'src')
+    await fs.mkdir(src)
+    await fs.writeFile(path.join(src, 'hello.txt'), 'hello from ocikit\n')
+    const { appendLayers, scratch } = await import('../../src/image/mutate.ts')
+    const { layerFromDirectory } = await import('../../src/layer/build.ts')
+    const img = await appendLayers(scratch({ os: 'linux', architecture: 'amd64' }), [layerFromDirectory(src, { prefix: '/data' })])
+    await write(`${r.host}/app:v1`, img)
+    const { peer } = await import('../helpers/peers.ts')
+    await peer('skopeo', ['copy', '--src-tls-verify=false', `docker://${r.host}/app:v1`, `oci:${dir}/sk:v1`])
+    assert.equal(await (await read(`oci:${dir}/sk:v1`)).digest(), await img.digest())
+    await peer('skopeo', ['copy', '--dest-tls-verify=false', `oci:${dir}/sk:v1`, `docker://${r.host}/from-skopeo:v1`])
+    assert.equal(await (await read(`${r.host}/from-skopeo:v1`)).digest(), await img.digest())
+    const root = path.join(dir, 'podman')
+    const pod = ['--root', path.join(root, 'root'), '--runroot', path.join(root, 'run'), '--storage-driver', 'vfs']
+    await peer('podman', [...pod, 'pull', '--tls-verify=false', `${r.host}/app:v1`])
+    const id = (await peer('podman', [...pod, 'create', `${r.host}/app:v1`, '/nothing'])).stdout.trim()
+    await peer('podman', [...pod, 'export', '-o', path.join(dir, 'fs.tar'), id])
+    const listing = (await peer('tar', ['-tf', path.join(dir, 'fs.tar')])).stdout
+    assert.match(listing, /data\/hello\.txt/)
+  })
+})
