@@ -27,12 +27,13 @@ const HINTS: Partial<Record<string, string>> = {
   INVALID_NAME: "names look like oci:DIR[:TAG], oci:DIR@sha256:..., HOST/REPO:TAG; see 'ocikit --help'",
 }
 
-/** Prints an error as one clear line (plus its stack and causes with `debug`). Returns the exit code. */
+/** Prints an error as one clear line (plus its stack and causes with `debug`). Returns the exit code (130 after Ctrl-C). */
 export function reportError(e: unknown, debug: boolean): number {
   const msg = e instanceof Error ? e.message : String(e)
   const code = e instanceof OcikitError ? e.code : undefined
   const hint = code ? HINTS[code] : undefined
   process.stderr.write(`ocikit: error: ${msg}${hint ? ` (${hint})` : ''}\n`)
+  if (code === 'ABORTED') return 130
   if (debug) {
     let cur: unknown = e
     let depth = 0

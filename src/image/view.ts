@@ -3,7 +3,7 @@
  * these views turn it into Images, Layers and ImageIndexes that read only on demand
  * and verify every byte against its digest.
  */
-import { pipeline, type Readable } from 'node:stream'
+import { pipeline, type Readable, Transform } from 'node:stream'
 import { type Digest, verifyingStream } from '../digest.ts'
 import { OcikitError } from '../errors.ts'
 import { compressionOf, decompressor } from '../layer/compression.ts'
@@ -26,6 +26,29 @@ export interface BlobSource {
 export function chain(src: Readable, ...steps: NodeJS.ReadWriteStream[]): Readable {
   if (steps.length === 0) return src
   return pipeline([src, ...steps] as unknown as [Readable, NodeJS.WritableStream], () => {}) as unknown as Readable
+}
+
+/** A pass-through that reports bytes seen as progress of `id` (about every 64 KiB and at the end). */
+export function progressTap(id: string, total: number | undefined, onProgress: IoOptions['onProgress']): NodeJS.ReadWriteStream[] {
+  if (!onProgress) return []
+  let done = 0
+  let reported = 0
+  return [
+    new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        done += chunk.length
+        if (done - reported >= 1 << 16) {
+          reported = done
+          onProgress({ id, done, total })
+        }
+        cb(null, chunk)
+      },
+      flush(cb) {
+        onProgress({ id, done, total })
+        cb()
+      },
+    }),
+  ]
 }
 
 /** A layer backed by a blob in a source. `diffId` comes from the image config. */

@@ -273,3 +273,19 @@ describe('registry interop: skopeo and podman', needPeers('docker-registry', 'sk
     assert.match(listing, /data\/hello\.txt/)
   })
 })
+
+describe('registry: interrupted push', needPeers('docker-registry'), () => {
+  test('an aborted push leaves no tag, and a later push completes', async (t) => {
+    const r = await startRegistry(t)
+    const img = await randomImage({ seed: 8, layers: 3, layerSize: 400_000, compression: 'none' })
+    const ac = new AbortController()
+    await assert.rejects(
+      write(`${r.host}/app:v1`, img, { signal: ac.signal, onProgress: () => ac.abort(), registry: fast }),
+      (e) => (e as Error).name === 'AbortError' || isOcikitError(e, 'ABORTED'),
+    )
+    const c = new RegistryClient(r.host, 'app', fast)
+    assert.equal(await c.headManifest('v1'), undefined, 'no tag for a partial push')
+    await write(`${r.host}/app:v1`, img, { registry: fast })
+    assert.equal((await c.headManifest('v1'))?.digest, await img.digest())
+  })
+})

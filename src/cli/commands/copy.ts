@@ -1,26 +1,82 @@
+import cliProgress from 'cli-progress'
 import type { Command } from 'commander'
 import { copy } from '../../api.ts'
-import { OcikitError } from '../../errors.ts'
+import { AbortedError, OcikitError } from '../../errors.ts'
+import type { Progress } from '../../image/types.ts'
 import type { Platform } from '../../spec/schemas.ts'
 import { jsonOption, platformOption, registryOptions } from '../options.ts'
-import { printJson } from '../output.ts'
+import { humanSize, printJson } from '../output.ts'
+
+/** One bar per blob on a terminal: bytes, rate, and how it ended (written, skipped, mounted). */
+function blobBars(enabled: boolean) {
+  if (!enabled) return { onProgress: undefined, onBlob: () => {}, stop: () => {} }
+  const multi = new cliProgress.MultiBar(
+    { format: '{id} [{bar}] {done} / {size} {state}', stream: process.stderr, hideCursor: true, clearOnComplete: false, barsize: 24 },
+    cliProgress.Presets.shades_classic,
+  )
+  const bars = new Map<string, cliProgress.SingleBar>()
+  const bar = (id: string, total: number) => {
+    let b = bars.get(id)
+    if (!b) {
+      b = multi.create(Math.max(total, 1), 0, { id: id.slice(7, 19), done: '0 B', size: humanSize(total), state: '' })
+      bars.set(id, b)
+    }
+    return b
+  }
+  return {
+    onProgress: (p: Progress) => bar(p.id, p.total ?? 0).update(p.done, { done: humanSize(p.done) }),
+    onBlob: (b: { digest: string; size: number; existed: boolean; mounted?: boolean }) =>
+      bar(b.digest, b.size).update(Math.max(b.size, 1), {
+        done: humanSize(b.size),
+        state: b.mounted ? 'mounted' : b.existed ? 'skipped (already there)' : 'done',
+      }),
+    stop: () => multi.stop(),
+  }
+}
 
 export function register(program: Command): void {
   program
     .command('copy')
     .description('copy an image or a whole index from one store to another; digests stay identical')
-    .argument('<src>', 'source name, e.g. oci:./a:v1')
-    .argument('<dst>', 'destination name, e.g. oci:./b:v1')
+    .argument('<src>', 'source name, e.g. oci:./a:v1 or localhost:5000/app:v1')
+    .argument('<dst>', 'destination name, e.g. oci:./b:v1 or ghcr.io/me/app:v1')
     .addOption(platformOption('copy only the image for this platform out of an index'))
     .option('--all-platforms', 'copy every platform of an index (the default when --platform is not given)')
     .option('-q, --quiet', 'print nothing but errors')
     .addOption(jsonOption())
+    .addHelpText('after', '\nCtrl-C stops cleanly: the destination tag is written last, so it never names an image whose blobs are not all there.')
     .action(async (src: string, dst: string, o: { platform?: Platform; allPlatforms?: boolean; quiet?: boolean; json?: boolean }) => {
       if (o.platform && o.allPlatforms) throw new OcikitError('INVALID_ARGUMENT', '--platform and --all-platforms exclude each other')
       let written = 0
       let skipped = 0
-      const d = await copy(src, dst, { platform: o.platform, registry: registryOptions(program), onBlob: (b) => (b.existed ? skipped++ : written++) })
-      if (o.json) printJson(d)
-      else if (!o.quiet) process.stdout.write(`${dst} ${d.digest} (${written} blob(s) written, ${skipped} already there)\n`)
+      const ac = new AbortController()
+      const stop = () => {
+        process.stderr.write('\nocikit: interrupted; stopping (no tag is written for a partial copy)\n')
+        ac.abort()
+      }
+      process.once('SIGINT', stop)
+      const bars = blobBars(!o.quiet && !o.json && process.stderr.isTTY === true)
+      try {
+        const d = await copy(src, dst, {
+          platform: o.platform,
+          registry: registryOptions(program),
+          signal: ac.signal,
+          onProgress: bars.onProgress,
+          onBlob: (b) => {
+            bars.onBlob(b)
+            if (b.existed) skipped++
+            else written++
+          },
+        })
+        bars.stop()
+        if (o.json) printJson(d)
+        else if (!o.quiet) process.stdout.write(`${dst} ${d.digest} (${written} blob(s) written, ${skipped} already there)\n`)
+      } catch (e) {
+        if (ac.signal.aborted) throw new AbortedError(`copy ${src} to ${dst}`, { cause: e })
+        throw e
+      } finally {
+        bars.stop()
+        process.off('SIGINT', stop)
+      }
     })
 }

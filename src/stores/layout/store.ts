@@ -4,7 +4,7 @@ import pLimit from 'p-limit'
 import { type Digest, isDigest } from '../../digest.ts'
 import { isOcikitError, NotFoundError, OcikitError } from '../../errors.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
-import { openView } from '../../image/view.ts'
+import { chain, openView, progressTap } from '../../image/view.ts'
 import { isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor, Index } from '../../spec/schemas.ts'
 import { detectManifestType, parseJsonBytes } from '../../spec/validate.ts'
@@ -56,8 +56,8 @@ export async function readFromLayout(layout: OciLayout, ref: LayoutRef, o?: IoOp
 export interface LayoutWriteOptions extends IoOptions {
   /** Blobs written at once (default 4). */
   concurrency?: number
-  /** Called once per blob: written, or skipped because the layout had it. */
-  onBlob?: (e: { digest: Digest; size: number; existed: boolean }) => void
+  /** Called once per blob: written, or skipped because the destination had it (or mounted it). */
+  onBlob?: (e: { digest: Digest; size: number; existed: boolean; mounted?: boolean }) => void
 }
 
 async function writeImageBlobs(layout: OciLayout, img: Image, o: LayoutWriteOptions, limit: ReturnType<typeof pLimit>): Promise<void> {
@@ -79,7 +79,7 @@ async function writeImageBlobs(layout: OciLayout, img: Image, o: LayoutWriteOpti
           if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
           throw e
         }
-        const w = await layout.writeBlob(stream, d, o)
+        const w = await layout.writeBlob(chain(stream, ...progressTap(d.digest, d.size, o.onProgress)), d, o)
         o.onBlob?.(w)
       }),
     ),

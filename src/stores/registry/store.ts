@@ -4,7 +4,7 @@ import pLimit from 'p-limit'
 import { type Digest, isDigest } from '../../digest.ts'
 import { OcikitError } from '../../errors.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
-import { BlobLayer, type BlobSource, SourceImage, SourceIndex } from '../../image/view.ts'
+import { BlobLayer, type BlobSource, chain, progressTap, SourceImage, SourceIndex } from '../../image/view.ts'
 import { isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor } from '../../spec/schemas.ts'
 import { parseManifestOrIndex } from '../../spec/validate.ts'
@@ -53,8 +53,9 @@ async function pushImage(client: RegistryClient, img: Image, ref: string, o: Reg
         const d = manifest.layers[i] as Descriptor
         if (isNondistributableType(d.mediaType)) return // foreign layers stay where their urls say
         const mountFrom = mountSource(client, layer instanceof BlobLayer ? layer.source : undefined)
-        const how = await client.uploadBlob(d, () => layer.compressed(o), { ...o, mountFrom })
-        o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'uploaded' })
+        const open = async () => chain(await layer.compressed(o), ...progressTap(d.digest, d.size, o.onProgress))
+        const how = await client.uploadBlob(d, open, { ...o, mountFrom })
+        o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'uploaded', mounted: how === 'mounted' })
       }),
     ),
   )
