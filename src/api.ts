@@ -5,6 +5,7 @@
 
 import type { Digest } from './digest.ts'
 import { OcikitError } from './errors.ts'
+import { type ConvertOptions, convert } from './image/convert.ts'
 import { currentPlatform, selectPlatform } from './image/platform.ts'
 import type { Image, ImageOrIndex, IoOptions } from './image/types.ts'
 import { formatName, isLayoutTag, parseName } from './name/parse.ts'
@@ -49,16 +50,19 @@ export async function write(name: string, x: ImageOrIndex, o: WriteOptions = {})
 }
 
 /** Options of {@link copy}. */
-export interface CopyOptions extends WriteOptions {
+export interface CopyOptions extends WriteOptions, ConvertOptions {
   /** Copy only the image for this platform out of an index. */
   platform?: Platform | undefined
 }
 
-/** Copies an image or a whole index from one store to another; digests stay identical. */
+/**
+ * Copies an image or a whole index from one store to another. Digests stay identical unless a
+ * conversion (`format`, `compression`) is asked for and changes something.
+ */
 export async function copy(src: string, dst: string, o: CopyOptions = {}): Promise<Descriptor> {
   const dstStore = storeFor(parseName(dst), o.registry)
   const x = await read(src, o)
-  return dstStore.write(x, o)
+  return dstStore.write(o.format || o.compression ? await convert(x, o) : x, o)
 }
 
 /** The entries (tags and digests) of an OCI layout. */

@@ -12,7 +12,7 @@ import { currentPlatform } from './platform.ts'
 import type { Image, IoOptions, Layer } from './types.ts'
 
 /** A layer seen under another media type with the same bytes (e.g. OCI gzip as Docker gzip). */
-class RetypedLayer implements Layer {
+export class RetypedLayer implements Layer {
   readonly mediaType: string
   readonly #inner: Layer
   constructor(inner: Layer, mediaType: string) {
@@ -101,6 +101,11 @@ class AssembledImage implements Image {
   async layers() {
     return [...this.#layers]
   }
+}
+
+/** An image made of a config and layers; its manifest (of `mediaType`) is computed on first use. */
+export function assembleImage(mediaType: string, config: ImageConfig, layers: Layer[], annotations?: Record<string, string>): Image {
+  return new AssembledImage(mediaType, config, layers, annotations)
 }
 
 /** The empty image every image starts from: no layers, an OCI manifest, this platform unless given. */

@@ -77,21 +77,29 @@ export function resolveTimestamp(t: EncodeOptions['timestamp']): number {
  * beyond the compressor's blocks in flight.
  */
 export async function encodeLayer(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, sink: Writable, o: EncodeOptions = {}): Promise<LayerInfo> {
+  const tar = tarEntries(entries, resolveTimestamp(o.timestamp))
+  const info = await encodeTar(tar.stream, sink, o)
+  const { entries: n } = await tar.stats
+  return { ...info, entries: n, empty: n === 0 }
+}
+
+/**
+ * Compresses an uncompressed tar stream into `sink` in one pass, hashing both sides. `entries`
+ * is -1 (not counted) and `empty` false in the result.
+ */
+export async function encodeTar(tar: Readable, sink: Writable, o: EncodeOptions = {}): Promise<LayerInfo> {
   const compression = o.compression ?? 'gzip'
-  const mtime = resolveTimestamp(o.timestamp)
   const z = compressor(compression, { level: o.level, concurrency: o.concurrency })
-  const tar = tarEntries(entries, mtime)
   const diff = new DigestingStream()
   // Uncompressed: the blob is the tar, so one hash serves as both digest and diffID.
   const blob = compression === 'none' ? diff : new DigestingStream()
   const timer = o.onProgress ? setInterval(() => o.onProgress?.({ id: 'layer', done: diff.size }), 200) : undefined
   try {
-    if (compression === 'none') await pipeline(tar.stream, diff, sink, { signal: o.signal })
-    else await pipeline(tar.stream, diff, z, blob, sink, { signal: o.signal })
+    if (compression === 'none') await pipeline(tar, diff, sink, { signal: o.signal })
+    else await pipeline(tar, diff, z, blob, sink, { signal: o.signal })
   } finally {
     clearInterval(timer)
   }
-  const { entries: n } = await tar.stats
   o.onProgress?.({ id: 'layer', done: diff.size })
   return {
     mediaType: ociLayerType(compression),
@@ -99,8 +107,8 @@ export async function encodeLayer(entries: AsyncIterable<LayerEntry> | Iterable<
     diffId: diff.digest,
     size: blob.size,
     uncompressedSize: diff.size,
-    entries: n,
-    empty: n === 0,
+    entries: -1,
+    empty: false,
   }
 }
 
@@ -128,11 +136,12 @@ process.once('exit', () => {
  */
 export class EntriesLayer implements Layer {
   readonly mediaType: string
-  readonly #entries: () => AsyncIterable<LayerEntry> | Iterable<LayerEntry>
+  readonly #encode: (sink: Writable, o: EncodeOptions) => Promise<LayerInfo>
   readonly #o: EncodeOptions & { stagingDir?: string | undefined }
   #staged: Promise<{ file: string; info: LayerInfo }> | undefined
-  constructor(entries: () => AsyncIterable<LayerEntry> | Iterable<LayerEntry>, o: EncodeOptions & { stagingDir?: string | undefined } = {}) {
-    this.#entries = entries
+  /** `encode` writes the layer blob into a sink in one pass; it runs once, on first need. */
+  constructor(encode: (sink: Writable, o: EncodeOptions) => Promise<LayerInfo>, o: EncodeOptions & { stagingDir?: string | undefined } = {}) {
+    this.#encode = encode
     this.#o = { ...o, timestamp: resolveTimestamp(o.timestamp) }
     this.mediaType = ociLayerType(o.compression ?? 'gzip')
   }
@@ -143,7 +152,7 @@ export class EntriesLayer implements Layer {
         const file = path.join(dir, `ocikit-layer-${randomBytes(8).toString('hex')}`)
         staged.add(file)
         try {
-          const info = await encodeLayer(this.#entries(), createWriteStream(file), this.#o)
+          const info = await this.#encode(createWriteStream(file), this.#o)
           return { file, info }
         } catch (e) {
           staged.delete(file)
@@ -200,16 +209,24 @@ export type LayerOptions = EncodeOptions & { stagingDir?: string | undefined }
 
 /** A layer holding a directory tree (placed at `prefix` in the image). */
 export function layerFromDirectory(dir: string, o: LayerOptions & DirectorySourceOptions = {}): EntriesLayer {
-  return new EntriesLayer(() => directoryEntries(dir, o), o)
+  return new EntriesLayer((sink, eo) => encodeLayer(directoryEntries(dir, o), sink, eo), o)
 }
 
 /** A layer holding a map of files (path → content, mode, or symlink target). */
 export function layerFromFiles(files: Readonly<Record<string, FileSpec>>, o: LayerOptions & FileMapOptions = {}): EntriesLayer {
   const entries = fileMapEntries(files, o) // validate now, so bad input fails at the call
-  return new EntriesLayer(() => entries, o)
+  return new EntriesLayer((sink, eo) => encodeLayer(entries, sink, eo), o)
 }
 
 /** A layer that turns the old tree into the new one: changes, additions and whiteouts for deletions. */
 export function layerFromDiff(oldDir: string, newDir: string, o: LayerOptions & DiffSourceOptions = {}): EntriesLayer {
-  return new EntriesLayer(() => diffEntries(oldDir, newDir, o), o)
+  return new EntriesLayer((sink, eo) => encodeLayer(diffEntries(oldDir, newDir, o), sink, eo), o)
+}
+
+/**
+ * The same layer (same diffID) compressed another way: decompressed from `source`, verified,
+ * and recompressed once, on first need, into a staging file.
+ */
+export function recompressLayer(source: Layer, o: LayerOptions & { compression: Compression }): EntriesLayer {
+  return new EntriesLayer(async (sink, eo) => encodeTar(await source.uncompressed({ signal: eo.signal }), sink, eo), o)
 }
