@@ -98,6 +98,15 @@ export async function deleteImage(name: string, o: { registry?: RegistryOptions;
   return digest
 }
 
+/** The manifests that refer to the image a registry name names (OCI referrers, with the tag-schema fallback). */
+export async function referrers(name: string, o: { artifactType?: string; registry?: RegistryOptions; signal?: AbortSignal } = {}): Promise<Descriptor[]> {
+  const n = parseName(name)
+  if (n.transport !== 'registry') throw new OcikitError('NOT_SUPPORTED', `${name}: referrers are looked up in registries (HOST/REPO:TAG)`)
+  const c = registryClient(name, o.registry ?? {})
+  const digest = n.reference.digest ?? (await c.manifest(n.reference.tag ?? 'latest', o)).digest
+  return c.referrers(digest, o)
+}
+
 /** Gives the image a name refers to another tag in the same store. */
 export async function tag(name: string, newTag: string, o: { registry?: RegistryOptions } = {}): Promise<Descriptor> {
   const n = parseName(name)

@@ -289,3 +289,28 @@ describe('registry: interrupted push', needPeers('docker-registry'), () => {
     assert.equal((await c.headManifest('v1'))?.digest, await img.digest())
   })
 })
+
+describe('registry: referrers', needPeers('docker-registry'), () => {
+  test('an artifact pushed with a subject is found as a referrer (tag-schema fallback on Distribution 2.8)', async (t) => {
+    const r = await startRegistry(t)
+    const img = await randomImage({ seed: 9, layers: 1 })
+    await write(`${r.host}/app:v1`, img, { registry: fast })
+    const c = new RegistryClient(r.host, 'app', fast)
+    const { Readable } = await import('node:stream')
+    const empty = Buffer.from('{}')
+    const sbom = Buffer.from('{"sbom":true}')
+    const emptyDesc = { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOf(empty), size: 2 }
+    const sbomDesc = { mediaType: 'application/spdx+json', digest: digestOf(sbom), size: sbom.length }
+    await c.uploadBlob(emptyDesc, async () => Readable.from([empty]))
+    await c.uploadBlob(sbomDesc, async () => Readable.from([sbom]))
+    const subject = { mediaType: await img.mediaType(), digest: await img.digest(), size: (await img.rawManifest()).length }
+    const artifact = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/spdx+json', config: emptyDesc, layers: [sbomDesc], subject }))
+    await c.putManifest(digestOf(artifact), artifact, 'application/vnd.oci.image.manifest.v1+json')
+    const { referrers } = await import('../../src/api.ts')
+    const found = await referrers(`${r.host}/app:v1`, { registry: fast })
+    assert.deepEqual(found.map((d) => [d.digest, d.artifactType]), [[digestOf(artifact), 'application/spdx+json']])
+    assert.deepEqual(await referrers(`${r.host}/app:v1`, { artifactType: 'application/other', registry: fast }), [])
+    const cli = await ocikit(['referrers', `${r.host}/app:v1`])
+    assert.match(cli.stdout, new RegExp(`${digestOf(artifact)}\\s+application/spdx\\+json`))
+  })
+})

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { catalog, deleteImage, listTags } from '../../api.ts'
+import { catalog, deleteImage, listTags, referrers } from '../../api.ts'
 import { removeCredentials, saveCredentials } from '../../auth/credentials.ts'
 import { OcikitError } from '../../errors.ts'
 import { RegistryTransport } from '../../stores/registry/transport.ts'
@@ -24,6 +24,17 @@ export function register(program: Command): void {
       const tags = await listTags(repo, { registry: registryOptions(program) })
       if (o.json) printJson(tags)
       else process.stdout.write(tags.map((t) => `${t}\n`).join(''))
+    })
+  program
+    .command('referrers')
+    .description('list the artifacts (signatures, SBOMs...) that refer to an image in a registry')
+    .argument('<name>', 'e.g. localhost:5000/app:v1')
+    .option('--artifact-type <type>', 'only this artifact type')
+    .addOption(jsonOption())
+    .action(async (name: string, o: { artifactType?: string; json?: boolean }) => {
+      const list = await referrers(name, { artifactType: o.artifactType, registry: registryOptions(program) })
+      if (o.json) printJson(list)
+      else process.stdout.write(list.map((d) => `${d.digest}  ${d.artifactType ?? d.mediaType}\n`).join(''))
     })
   program
     .command('catalog')

@@ -9,7 +9,7 @@ import { OcikitError, RegistryError } from '../../errors.ts'
 import type { IoOptions } from '../../image/types.ts'
 import { chain } from '../../image/view.ts'
 import { isIndexType, isManifestType, MediaType } from '../../spec/media-types.ts'
-import type { Descriptor } from '../../spec/schemas.ts'
+import type { Descriptor, Index } from '../../spec/schemas.ts'
 import { detectManifestType, MAX_DOCUMENT_SIZE, parseJsonBytes } from '../../spec/validate.ts'
 import { cappedText, type RegistryOptions, RegistryTransport, type RequestBody } from './transport.ts'
 
@@ -104,9 +104,13 @@ export class RegistryClient {
     }
   }
 
-  /** Uploads a manifest under a tag or its digest. */
+  /**
+   * Uploads a manifest under a tag or its digest. A manifest with a `subject` is also recorded
+   * in the referrers tag-schema index (`sha256-HEX`) when the registry does not answer with
+   * `OCI-Subject` (it has no referrers API).
+   */
   async putManifest(ref: string, bytes: Uint8Array, mediaType: string, o: IoOptions = {}): Promise<void> {
-    await this.t.request({
+    const res = await this.t.request({
       method: 'PUT',
       path: `${this.repository}/manifests/${ref}`,
       headers: { 'content-type': mediaType },
@@ -115,6 +119,63 @@ export class RegistryClient {
       ok: [201, 200],
       signal: o.signal,
     })
+    await res.body?.cancel().catch(() => {})
+    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { subject?: Descriptor; artifactType?: string; config?: Descriptor; annotations?: Record<string, string> }
+    if (doc.subject && !res.headers.get('oci-subject')) {
+      const entry: Descriptor = { mediaType, digest: digestOf(bytes), size: bytes.length }
+      const artifactType = doc.artifactType ?? doc.config?.mediaType
+      if (artifactType) entry.artifactType = artifactType
+      if (doc.annotations) entry.annotations = doc.annotations
+      await this.#addFallbackReferrer(doc.subject.digest, entry, o)
+    }
+  }
+
+  /** The tag under which registries without the referrers API keep a subject's referrers. */
+  static referrersTag(subject: Digest): string {
+    return subject.replace(':', '-')
+  }
+
+  async #fallbackIndex(subject: Digest, o: IoOptions): Promise<Index> {
+    try {
+      const m = await this.manifest(RegistryClient.referrersTag(subject), o)
+      return JSON.parse(Buffer.from(m.bytes).toString('utf8')) as Index
+    } catch (e) {
+      if (e instanceof RegistryError && e.code === 'MANIFEST_UNKNOWN') return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }
+      throw e
+    }
+  }
+
+  async #addFallbackReferrer(subject: Digest, entry: Descriptor, o: IoOptions): Promise<void> {
+    const index = await this.#fallbackIndex(subject, o)
+    if (index.manifests.some((m) => m.digest === entry.digest)) return
+    index.manifests.push(entry)
+    const bytes = Buffer.from(JSON.stringify(index))
+    await this.t.request({
+      method: 'PUT',
+      path: `${this.repository}/manifests/${RegistryClient.referrersTag(subject)}`,
+      headers: { 'content-type': MediaType.ociIndex },
+      body: () => bytes,
+      scope: this.#push(),
+      ok: [201, 200],
+      signal: o.signal,
+    }).then((r) => r.body?.cancel())
+  }
+
+  /**
+   * The manifests that name `subject` as their subject: from the referrers API, or, where the
+   * registry has none (404), from the tag-schema fallback index. Filtered by `artifactType` if given.
+   */
+  async referrers(subject: Digest, o: IoOptions & { artifactType?: string | undefined } = {}): Promise<Descriptor[]> {
+    const q = o.artifactType ? `?artifactType=${encodeURIComponent(o.artifactType)}` : ''
+    const res = await this.t.request({ method: 'GET', path: `${this.repository}/referrers/${subject}${q}`, headers: { accept: MediaType.ociIndex }, scope: this.#pull(), ok: [200, 404], signal: o.signal })
+    let index: Index
+    if (res.status === 200) {
+      index = JSON.parse(Buffer.from(await cappedBytes(res, MAX_DOCUMENT_SIZE, `${this.name} referrers of ${subject}`)).toString('utf8')) as Index
+    } else {
+      await res.body?.cancel().catch(() => {})
+      index = await this.#fallbackIndex(subject, o)
+    }
+    return (index.manifests ?? []).filter((d) => !o.artifactType || d.artifactType === o.artifactType)
   }
 
   /** Deletes a manifest by digest. */
