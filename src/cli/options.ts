@@ -16,9 +16,10 @@ export function jsonOption(): Option {
 
 /** Registry options from the global flags (`--insecure HOST`), with notices and retries shown on stderr. */
 export function registryOptions(program: Command): RegistryOptions {
-  const g = program.opts<{ insecure?: string[]; quiet?: boolean }>()
+  const g = program.opts<{ insecure?: string[]; caFile?: string }>()
   return {
     insecure: g.insecure ?? [],
+    caFile: g.caFile,
     onNotice: (m) => process.stderr.write(`ocikit: ${m}\n`),
     onRetry: (r) => process.stderr.write(`ocikit: ${r.url}: ${r.reason}; retrying in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt + 1})\n`),
   }

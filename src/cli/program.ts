@@ -41,6 +41,7 @@ export function buildProgram(): Command {
     .description('Build, change, store, move and check OCI container images, with no Docker daemon.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--debug', 'on error, print the stack and the chain of causes')
+    .option('--ca-file <pem>', 'trust only these CA certificates for registry HTTPS (HTTPS is then used for every host, loopback too)')
     .option(
       '--insecure <host>',
       'reach this registry host over plain HTTP (repeatable; localhost, 127.0.0.1 and [::1] always are)',

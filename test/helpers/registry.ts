@@ -7,6 +7,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { createSign, randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import path from 'node:path'
 import type { TestContext } from 'node:test'
@@ -21,6 +22,8 @@ export interface TestRegistry {
   host: string
   /** Token requests seen (token auth only), for asserting on the flow. */
   tokenRequests: { scope: string[]; user: string | undefined }[]
+  /** The certificate to trust, for a TLS registry. */
+  caFile?: string | undefined
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -91,7 +94,7 @@ async function startTokenServer(
 }
 
 /** Starts a registry for the test; it is stopped when the test ends. */
-export async function startRegistry(t: TestContext, o: { auth?: 'none' | 'htpasswd' | 'token'; users?: Record<string, string> } = {}): Promise<TestRegistry> {
+export async function startRegistry(t: TestContext, o: { auth?: 'none' | 'htpasswd' | 'token'; users?: Record<string, string>; tls?: boolean } = {}): Promise<TestRegistry> {
   const dir = await tempDir(t, 'ocikit-registry-')
   const port = await freePort()
   const users = o.users ?? { alice: 'wonderland' }
@@ -104,6 +107,14 @@ export async function startRegistry(t: TestContext, o: { auth?: 'none' | 'htpass
   } else if (o.auth === 'token') {
     const { realm, cert } = await startTokenServer(t, dir, users, tokenRequests)
     auth = `auth:\n  token:\n    realm: ${realm}\n    service: test-registry\n    issuer: ocikit-test\n    rootcertbundle: ${cert}\n`
+  }
+  let tls = ''
+  let caFile: string | undefined
+  if (o.tls) {
+    caFile = path.join(dir, 'registry.crt')
+    const key = path.join(dir, 'registry.key')
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', caFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
+    tls = `  tls:\n    certificate: ${caFile}\n    key: ${key}\n`
   }
   const config = `version: 0.1
 log:
@@ -118,7 +129,7 @@ storage:
 http:
   addr: 127.0.0.1:${port}
   secret: ${randomBytes(8).toString('hex')}
-${auth}`
+${tls}${auth}`
   await fs.writeFile(path.join(dir, 'config.yml'), config)
   const child: ChildProcess = spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
@@ -131,12 +142,23 @@ ${auth}`
   const deadline = Date.now() + 15_000
   for (;;) {
     try {
-      const res = await fetch(`http://127.0.0.1:${port}/v2/`)
-      await res.body?.cancel()
-      if (res.status === 200 || res.status === 401) break
+      const status = o.tls
+        ? await new Promise<number>((resolve, reject) => {
+            https
+              .get(`https://127.0.0.1:${port}/v2/`, { rejectUnauthorized: false }, (res) => {
+                res.resume()
+                resolve(res.statusCode ?? 0)
+              })
+              .on('error', reject)
+          })
+        : await fetch(`http://127.0.0.1:${port}/v2/`).then(async (res) => {
+            await res.body?.cancel()
+            return res.status
+          })
+      if (status === 200 || status === 401) break
     } catch {}
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`docker-registry did not start: ${stderr.slice(-2000)}`)
     await new Promise((r) => setTimeout(r, 100))
   }
-  return { host: `127.0.0.1:${port}`, tokenRequests }
+  return { host: `127.0.0.1:${port}`, tokenRequests, caFile }
 }

@@ -314,3 +314,20 @@ describe('registry: referrers', needPeers('docker-registry'), () => {
     assert.match(cli.stdout, new RegExp(`${digestOf(artifact)}\\s+application/spdx\\+json`))
   })
 })
+
+describe('registry: HTTPS with --ca-file', needPeers('docker-registry', 'openssl'), () => {
+  test('an untrusted certificate is a clear error; with the CA file the push and pull work', async (t) => {
+    const r = await startRegistry(t, { tls: true })
+    const img = await randomImage({ seed: 10, layers: 1 })
+    await assert.rejects(write(`${r.host}/app:v1`, img, { registry: { ...fast, attempts: 1, caFile: '/nonexistent/ca.pem' } }), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /ca-file/.test(e.message))
+    const { OcikitError } = await import('../../src/errors.ts')
+    const wrongCa = path.join(await tempDir(t), 'other.pem')
+    const { execFileSync } = await import('node:child_process')
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${wrongCa}.key`, '-out', wrongCa, '-days', '1', '-subj', '/CN=other'], { stdio: 'ignore' })
+    await assert.rejects(write(`${r.host}/app:v1`, img, { registry: { ...fast, attempts: 1, caFile: wrongCa } }), (e) => e instanceof OcikitError && e.code === 'NETWORK_ERROR')
+    await write(`${r.host}/app:v1`, img, { registry: { ...fast, caFile: r.caFile } })
+    assert.equal(await (await read(`${r.host}/app:v1`, { registry: { caFile: r.caFile } })).digest(), await img.digest())
+    const cli = await ocikit(['--ca-file', r.caFile as string, 'digest', `${r.host}/app:v1`])
+    assert.equal(cli.stdout.trim(), await img.digest())
+  })
+})

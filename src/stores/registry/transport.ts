@@ -8,12 +8,19 @@
 import { parseChallenges } from '../../auth/challenge.ts'
 import { type CredentialProvider, type Credentials, defaultCredentials } from '../../auth/credentials.ts'
 import { TokenCache } from '../../auth/token.ts'
-import { AbortedError, RegistryError, type RegistryErrorDetail } from '../../errors.ts'
+import { readFileSync } from 'node:fs'
+import { Agent, fetch as undiciFetch } from 'undici'
+import { AbortedError, OcikitError, RegistryError, type RegistryErrorDetail } from '../../errors.ts'
 
 /** Options for talking to registries. */
 export interface RegistryOptions {
   /** Hosts (`host[:port]`) reached over plain HTTP besides localhost, 127.0.0.1 and [::1]. */
   insecure?: readonly string[] | undefined
+  /**
+   * PEM file of CA certificates to trust for HTTPS (only these are trusted then).
+   * Giving one means HTTPS for every host, loopback included.
+   */
+  caFile?: string | undefined
   /** Where credentials come from (default: docker and containers auth files, helpers). */
   credentials?: CredentialProvider | undefined
   /** Attempts per request on transient failures (default 5). */
@@ -35,6 +42,24 @@ export const MAX_ERROR_BODY = 64 * 1024
 const MAX_REDIRECTS = 5
 
 const tokenCaches = new WeakMap<typeof fetch, TokenCache>()
+const caFetches = new Map<string, typeof fetch>()
+
+/** A fetch that trusts the CA certificates in a PEM file (undici's Agent; Node's own fetch takes no CA). */
+function fetchTrusting(caFile: string): typeof fetch {
+  let f = caFetches.get(caFile)
+  if (!f) {
+    let ca: Buffer
+    try {
+      ca = readFileSync(caFile)
+    } catch (e) {
+      throw new OcikitError('INVALID_ARGUMENT', `cannot read --ca-file ${caFile}: ${(e as Error).message}`, { cause: e })
+    }
+    const dispatcher = new Agent({ connect: { ca } })
+    f = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch
+    caFetches.set(caFile, f)
+  }
+  return f
+}
 
 /** True for hosts reached over plain HTTP by default. */
 export function isLoopback(host: string): boolean {
@@ -95,9 +120,9 @@ export class RegistryTransport {
     this.registry = registry
     this.o = o
     const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry
-    const plain = isLoopback(host) || (o.insecure ?? []).includes(registry)
+    const plain = o.caFile === undefined && (isLoopback(host) || (o.insecure ?? []).includes(registry))
     this.base = `${plain ? 'http' : 'https'}://${host}`
-    this.#fetch = o.fetch ?? fetch
+    this.#fetch = o.fetch ?? (o.caFile ? fetchTrusting(o.caFile) : fetch)
     let cache = tokenCaches.get(this.#fetch)
     if (!cache) {
       cache = new TokenCache(this.#fetch)
