@@ -51,10 +51,23 @@ async function startTokenServer(
   await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=ocikit-test-token'])
   const pem = await fs.readFile(key, 'utf8')
   const der = (await fs.readFile(cert, 'utf8')).replace(/-----[^-]+-----|\s/g, '')
-  const server = http.createServer((req, res) => {
+  const server = http.createServer(async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x')
     const auth = req.headers.authorization
     let user: string | undefined
+    if (req.method === 'POST') {
+      // The OAuth2 form: grant_type=refresh_token; a refresh token 'refresh-NAME' stands for user NAME.
+      let body = ''
+      for await (const c of req) body += c
+      const form = new URLSearchParams(body)
+      const name = form.get('refresh_token')?.replace(/^refresh-/, '')
+      if (form.get('grant_type') !== 'refresh_token' || !name || !(name in users)) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"bad refresh token"}')
+        return
+      }
+      user = name
+      for (const s of (form.get('scope') ?? '').split(' ').filter(Boolean)) url.searchParams.append('scope', s)
+    }
     if (auth?.startsWith('Basic ')) {
       const [u, p] = Buffer.from(auth.slice(6), 'base64').toString().split(':')
       if (!u || users[u] !== p) {
@@ -94,7 +107,10 @@ async function startTokenServer(
 }
 
 /** Starts a registry for the test; it is stopped when the test ends. */
-export async function startRegistry(t: TestContext, o: { auth?: 'none' | 'htpasswd' | 'token'; users?: Record<string, string>; tls?: boolean } = {}): Promise<TestRegistry> {
+export async function startRegistry(
+  t: TestContext,
+  o: { auth?: 'none' | 'htpasswd' | 'token'; users?: Record<string, string>; tls?: boolean } = {},
+): Promise<TestRegistry> {
   const dir = await tempDir(t, 'ocikit-registry-')
   const port = await freePort()
   const users = o.users ?? { alice: 'wonderland' }
@@ -113,7 +129,23 @@ export async function startRegistry(t: TestContext, o: { auth?: 'none' | 'htpass
   if (o.tls) {
     caFile = path.join(dir, 'registry.crt')
     const key = path.join(dir, 'registry.key')
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', caFile, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'])
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      caFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ])
     tls = `  tls:\n    certificate: ${caFile}\n    key: ${key}\n`
   }
   const config = `version: 0.1

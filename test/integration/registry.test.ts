@@ -304,11 +304,23 @@ describe('registry: referrers', needPeers('docker-registry'), () => {
     await c.uploadBlob(emptyDesc, async () => Readable.from([empty]))
     await c.uploadBlob(sbomDesc, async () => Readable.from([sbom]))
     const subject = { mediaType: await img.mediaType(), digest: await img.digest(), size: (await img.rawManifest()).length }
-    const artifact = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/spdx+json', config: emptyDesc, layers: [sbomDesc], subject }))
+    const artifact = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        artifactType: 'application/spdx+json',
+        config: emptyDesc,
+        layers: [sbomDesc],
+        subject,
+      }),
+    )
     await c.putManifest(digestOf(artifact), artifact, 'application/vnd.oci.image.manifest.v1+json')
     const { referrers } = await import('../../src/api.ts')
     const found = await referrers(`${r.host}/app:v1`, { registry: fast })
-    assert.deepEqual(found.map((d) => [d.digest, d.artifactType]), [[digestOf(artifact), 'application/spdx+json']])
+    assert.deepEqual(
+      found.map((d) => [d.digest, d.artifactType]),
+      [[digestOf(artifact), 'application/spdx+json']],
+    )
     assert.deepEqual(await referrers(`${r.host}/app:v1`, { artifactType: 'application/other', registry: fast }), [])
     const cli = await ocikit(['referrers', `${r.host}/app:v1`])
     assert.match(cli.stdout, new RegExp(`${digestOf(artifact)}\\s+application/spdx\\+json`))
@@ -319,15 +331,38 @@ describe('registry: HTTPS with --ca-file', needPeers('docker-registry', 'openssl
   test('an untrusted certificate is a clear error; with the CA file the push and pull work', async (t) => {
     const r = await startRegistry(t, { tls: true })
     const img = await randomImage({ seed: 10, layers: 1 })
-    await assert.rejects(write(`${r.host}/app:v1`, img, { registry: { ...fast, attempts: 1, caFile: '/nonexistent/ca.pem' } }), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /ca-file/.test(e.message))
+    await assert.rejects(
+      write(`${r.host}/app:v1`, img, { registry: { ...fast, attempts: 1, caFile: '/nonexistent/ca.pem' } }),
+      (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /ca-file/.test(e.message),
+    )
     const { OcikitError } = await import('../../src/errors.ts')
     const wrongCa = path.join(await tempDir(t), 'other.pem')
     const { execFileSync } = await import('node:child_process')
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${wrongCa}.key`, '-out', wrongCa, '-days', '1', '-subj', '/CN=other'], { stdio: 'ignore' })
-    await assert.rejects(write(`${r.host}/app:v1`, img, { registry: { ...fast, attempts: 1, caFile: wrongCa } }), (e) => e instanceof OcikitError && e.code === 'NETWORK_ERROR')
+    execFileSync(
+      'openssl',
+      ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${wrongCa}.key`, '-out', wrongCa, '-days', '1', '-subj', '/CN=other'],
+      { stdio: 'ignore' },
+    )
+    await assert.rejects(
+      write(`${r.host}/app:v1`, img, { registry: { ...fast, attempts: 1, caFile: wrongCa } }),
+      (e) => e instanceof OcikitError && e.code === 'NETWORK_ERROR',
+    )
     await write(`${r.host}/app:v1`, img, { registry: { ...fast, caFile: r.caFile } })
     assert.equal(await (await read(`${r.host}/app:v1`, { registry: { caFile: r.caFile } })).digest(), await img.digest())
     const cli = await ocikit(['--ca-file', r.caFile as string, 'digest', `${r.host}/app:v1`])
     assert.equal(cli.stdout.trim(), await img.digest())
+  })
+})
+
+describe('registry: OAuth2 refresh tokens', needPeers('docker-registry', 'openssl'), () => {
+  test('an identity token is exchanged through the OAuth2 POST form', async (t) => {
+    const r = await startRegistry(t, { auth: 'token' })
+    const o = { registry: { ...fast, credentials: async () => ({ identityToken: 'refresh-alice' }) } }
+    const img = await randomImage({ seed: 11, layers: 1 })
+    await write(`${r.host}/app:v1`, img, o)
+    assert.equal(await (await read(`${r.host}/app:v1`, o)).digest(), await img.digest())
+    assert.ok(r.tokenRequests.some((q) => q.user === 'alice' && q.scope.includes('repository:app:pull,push')))
+    const bad = { registry: { ...fast, credentials: async () => ({ identityToken: 'refresh-mallory' }) } }
+    await assert.rejects(write(`${r.host}/app:v2`, img, bad), (e) => isOcikitError(e, 'UNAUTHORIZED') && !e.message.includes('refresh-mallory'))
   })
 })

@@ -120,7 +120,12 @@ export class RegistryClient {
       signal: o.signal,
     })
     await res.body?.cancel().catch(() => {})
-    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as { subject?: Descriptor; artifactType?: string; config?: Descriptor; annotations?: Record<string, string> }
+    const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as {
+      subject?: Descriptor
+      artifactType?: string
+      config?: Descriptor
+      annotations?: Record<string, string>
+    }
     if (doc.subject && !res.headers.get('oci-subject')) {
       const entry: Descriptor = { mediaType, digest: digestOf(bytes), size: bytes.length }
       const artifactType = doc.artifactType ?? doc.config?.mediaType
@@ -150,15 +155,17 @@ export class RegistryClient {
     if (index.manifests.some((m) => m.digest === entry.digest)) return
     index.manifests.push(entry)
     const bytes = Buffer.from(JSON.stringify(index))
-    await this.t.request({
-      method: 'PUT',
-      path: `${this.repository}/manifests/${RegistryClient.referrersTag(subject)}`,
-      headers: { 'content-type': MediaType.ociIndex },
-      body: () => bytes,
-      scope: this.#push(),
-      ok: [201, 200],
-      signal: o.signal,
-    }).then((r) => r.body?.cancel())
+    await this.t
+      .request({
+        method: 'PUT',
+        path: `${this.repository}/manifests/${RegistryClient.referrersTag(subject)}`,
+        headers: { 'content-type': MediaType.ociIndex },
+        body: () => bytes,
+        scope: this.#push(),
+        ok: [201, 200],
+        signal: o.signal,
+      })
+      .then((r) => r.body?.cancel())
   }
 
   /**
@@ -167,7 +174,14 @@ export class RegistryClient {
    */
   async referrers(subject: Digest, o: IoOptions & { artifactType?: string | undefined } = {}): Promise<Descriptor[]> {
     const q = o.artifactType ? `?artifactType=${encodeURIComponent(o.artifactType)}` : ''
-    const res = await this.t.request({ method: 'GET', path: `${this.repository}/referrers/${subject}${q}`, headers: { accept: MediaType.ociIndex }, scope: this.#pull(), ok: [200, 404], signal: o.signal })
+    const res = await this.t.request({
+      method: 'GET',
+      path: `${this.repository}/referrers/${subject}${q}`,
+      headers: { accept: MediaType.ociIndex },
+      scope: this.#pull(),
+      ok: [200, 404],
+      signal: o.signal,
+    })
     let index: Index
     if (res.status === 200) {
       index = JSON.parse(Buffer.from(await cappedBytes(res, MAX_DOCUMENT_SIZE, `${this.name} referrers of ${subject}`)).toString('utf8')) as Index

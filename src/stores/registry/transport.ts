@@ -5,11 +5,11 @@
  * Retry-After), and redirects followed by hand so that `Authorization` never goes to another host.
  */
 
+import { readFileSync } from 'node:fs'
+import { Agent, fetch as undiciFetch } from 'undici'
 import { parseChallenges } from '../../auth/challenge.ts'
 import { type CredentialProvider, type Credentials, defaultCredentials } from '../../auth/credentials.ts'
 import { TokenCache } from '../../auth/token.ts'
-import { readFileSync } from 'node:fs'
-import { Agent, fetch as undiciFetch } from 'undici'
 import { AbortedError, OcikitError, RegistryError, type RegistryErrorDetail } from '../../errors.ts'
 
 /** Options for talking to registries. */
@@ -55,7 +55,8 @@ function fetchTrusting(caFile: string): typeof fetch {
       throw new OcikitError('INVALID_ARGUMENT', `cannot read --ca-file ${caFile}: ${(e as Error).message}`, { cause: e })
     }
     const dispatcher = new Agent({ connect: { ca } })
-    f = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch
+    f = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+      undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch
     caFetches.set(caFile, f)
   }
   return f
