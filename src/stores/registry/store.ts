@@ -47,8 +47,17 @@ function mountSource(client: RegistryClient, origin: BlobSource | undefined): st
 async function pushImage(client: RegistryClient, img: Image, ref: string, o: RegistryWriteOptions, limit: ReturnType<typeof pLimit>): Promise<void> {
   const manifest = await img.manifest()
   const layers = await img.layers()
-  await Promise.all(
-    layers.map((layer, i) =>
+  const raw = await img.rawConfig()
+  const config = limit(async () => {
+    const how = await client.uploadBlob(manifest.config, async () => Readable.from([Buffer.from(raw)]), {
+      ...o,
+      mountFrom: mountSource(client, img instanceof SourceImage ? img.source : undefined),
+    })
+    o.onBlob?.({ digest: manifest.config.digest, size: manifest.config.size, existed: how !== 'uploaded', mounted: how === 'mounted' })
+  })
+  await Promise.all([
+    config,
+    ...layers.map((layer, i) =>
       limit(async () => {
         const d = manifest.layers[i] as Descriptor
         if (isNondistributableType(d.mediaType)) return // foreign layers stay where their urls say
@@ -58,13 +67,7 @@ async function pushImage(client: RegistryClient, img: Image, ref: string, o: Reg
         o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'uploaded', mounted: how === 'mounted' })
       }),
     ),
-  )
-  const raw = await img.rawConfig()
-  const how = await client.uploadBlob(manifest.config, async () => Readable.from([Buffer.from(raw)]), {
-    ...o,
-    mountFrom: mountSource(client, img instanceof SourceImage ? img.source : undefined),
-  })
-  o.onBlob?.({ digest: manifest.config.digest, size: manifest.config.size, existed: how !== 'uploaded' })
+  ])
   await client.putManifest(ref, await img.rawManifest(), await img.mediaType(), o)
 }
 

@@ -6,7 +6,6 @@
  */
 
 import { readFileSync } from 'node:fs'
-import { Agent, fetch as undiciFetch } from 'undici'
 import { parseChallenges } from '../../auth/challenge.ts'
 import { type CredentialProvider, type Credentials, defaultCredentials } from '../../auth/credentials.ts'
 import { TokenCache } from '../../auth/token.ts'
@@ -54,9 +53,13 @@ function fetchTrusting(caFile: string): typeof fetch {
     } catch (e) {
       throw new OcikitError('INVALID_ARGUMENT', `cannot read --ca-file ${caFile}: ${(e as Error).message}`, { cause: e })
     }
-    const dispatcher = new Agent({ connect: { ca } })
-    f = ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
-      undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch
+    // undici is loaded only when a CA file is given: it is large, and most runs never need it.
+    const undici = import('undici')
+    const dispatcher = undici.then((u) => new u.Agent({ connect: { ca } }))
+    f = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      const u = await undici
+      return u.fetch(input as never, { ...(init as object), dispatcher: await dispatcher } as never)
+    }) as unknown as typeof fetch
     caFetches.set(caFile, f)
   }
   return f
