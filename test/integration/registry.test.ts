@@ -231,6 +231,28 @@ describe('registry: responses no registry should send (fake server)', () => {
     assert.equal(hits, 3)
   })
 
+  test('a token refused partway through (expired) is replaced once, and the work carries on', async (t) => {
+    let tokens = 0
+    let served = 0
+    let host = ''
+    host = await fake(t, (req, res) => {
+      const challenge = { 'www-authenticate': `Bearer realm="http://${host}/token",service="fake"` }
+      if (req.url?.startsWith('/token')) {
+        tokens++
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: `t${tokens}`, expires_in: 300 }))
+      }
+      const auth = req.headers.authorization
+      const ok = auth === 'Bearer t2' || (auth === 'Bearer t1' && served < 3)
+      if (!ok) return void res.writeHead(401, challenge).end()
+      served++
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest)
+    })
+    const c = new RegistryClient(host, 'app', fast)
+    for (let i = 0; i < 6; i++) await c.manifest('v1')
+    assert.equal(served, 6)
+    assert.equal(tokens, 2)
+  })
+
   test('a redirect to another host does not carry the Authorization header', async (t) => {
     let leaked: string | undefined = 'unset'
     const other = await fake(t, (req, res) => {

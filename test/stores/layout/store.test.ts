@@ -2,11 +2,13 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { test } from 'node:test'
-import { copy, list, read, readImage, tag, untag, write } from '../../../src/api.ts'
+import { copy, fsck, list, read, readImage, tag, untag, write } from '../../../src/api.ts'
 import { digestOf } from '../../../src/digest.ts'
 import { isOcikitError } from '../../../src/errors.ts'
 import { randomImage, randomIndex } from '../../../src/image/memory.ts'
 import { parsePlatform } from '../../../src/image/platform.ts'
+import { canonicalJson } from '../../../src/spec/canonical.ts'
+import { OciLayout, REF_NAME } from '../../../src/stores/layout/layout.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
 
 test('write then read by tag, by digest and as the only image', async (t) => {
@@ -128,4 +130,36 @@ test('stores not built yet say so with the name', async () => {
       n,
     )
   }
+})
+
+test('nested indexes: platform resolution through two levels, copy, fsck', async (t) => {
+  const dir = await tempDir(t)
+  const inner = await randomIndex({ seed: 31, layers: 1 })
+  await write(`oci:${dir}:inner`, inner)
+  const innerRaw = await inner.rawManifest()
+  const outer = canonicalJson({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: await inner.mediaType(), digest: await inner.digest(), size: innerRaw.length }],
+  })
+  const layout = await OciLayout.open(dir)
+  const w = await layout.writeBlob(outer)
+  await layout.updateIndex((index) => ({
+    ...index,
+    manifests: [
+      ...index.manifests,
+      { mediaType: 'application/vnd.oci.image.index.v1+json', digest: w.digest, size: w.size, annotations: { [REF_NAME]: 'outer' } },
+    ],
+  }))
+  const arm = await readImage(`oci:${dir}:outer`, { platform: parsePlatform('linux/arm64') })
+  assert.equal((await arm.config()).architecture, 'arm64')
+  await assert.rejects(
+    readImage(`oci:${dir}:outer`, { platform: parsePlatform('linux/s390x') }),
+    (e) => isOcikitError(e, 'PLATFORM_NOT_FOUND') && /linux\/amd64, linux\/arm64\/v8/.test(e.message),
+  )
+  const d = await copy(`oci:${dir}:outer`, `oci:${dir}-copy:o`)
+  t.after(() => fs.rm(`${dir}-copy`, { recursive: true, force: true }))
+  assert.equal(d.digest, w.digest)
+  assert.equal((await fsck(`oci:${dir}-copy`)).ok, true)
+  assert.equal((await fsck(`oci:${dir}`)).reachable, 1 + 1 + 2 * 3)
 })
