@@ -4,7 +4,7 @@
  * and switches to PAX for long or non-ASCII names; this module adds PAX records for what
  * tar-stream cannot encode in ustar (ids over 0o777777, sizes of 8 GiB and more).
  */
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import tarStream from 'tar-stream'
 import type { EntryType, LayerEntry } from './entry.ts'
@@ -117,11 +117,6 @@ export function tarEntries(entries: AsyncIterable<LayerEntry> | Iterable<LayerEn
   })()
   stats.catch(() => {}) // surfaced through the stream; callers awaiting stats still see it
   return { stream: pack as unknown as Readable, stats }
-}
-
-/** Reads a tar stream into a plain Readable (tar-stream's pack is a streamx stream). */
-export function toNodeReadable(s: Readable): Readable {
-  return s instanceof Readable ? s : Readable.from(s as AsyncIterable<Buffer>)
 }
 
 /** The owner of a tar entry, taking PAX `uid`/`gid` records over the ustar fields (tar-stream does not). */

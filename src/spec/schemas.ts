@@ -108,7 +108,6 @@ export const imageConfigSchema = z
   })
   .loose()
 
-export const layoutIndexSchema = indexSchema
 export const ociLayoutSchema = z.object({ imageLayoutVersion: z.string() }).loose()
 
 /** A platform: os, architecture and optional variant and OS details. */
