@@ -1,11 +1,18 @@
 /** Progress display for long work: a live line on a terminal, nothing otherwise (or with --quiet). */
-import cliProgress from 'cli-progress'
+import { createRequire } from 'node:module'
+import type CliProgress from 'cli-progress'
 import type { Progress } from '../image/types.ts'
 import { humanSize } from './output.ts'
+
+/** cli-progress, loaded only when a terminal will show it (it costs start-up time otherwise). */
+export function loadCliProgress(): typeof CliProgress {
+  return createRequire(import.meta.url)('cli-progress') as typeof CliProgress
+}
 
 /** A progress callback that draws on stderr when it is a terminal; `stop()` clears it. */
 export function progressLine(label: string, quiet = false): { onProgress?: (p: Progress) => void; stop: () => void } {
   if (quiet || !process.stderr.isTTY) return { stop: () => {} }
+  const cliProgress = loadCliProgress()
   const bar = new cliProgress.SingleBar(
     { format: `${label} {done} {rate}`, stream: process.stderr, clearOnComplete: true, hideCursor: true, noTTYOutput: false },
     cliProgress.Presets.shades_classic,

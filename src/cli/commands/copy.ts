@@ -1,4 +1,4 @@
-import cliProgress from 'cli-progress'
+import type CliProgress from 'cli-progress'
 import { type Command, Option } from 'commander'
 import { copy } from '../../api.ts'
 import { AbortedError, OcikitError } from '../../errors.ts'
@@ -6,15 +6,17 @@ import type { Progress } from '../../image/types.ts'
 import type { Platform } from '../../spec/schemas.ts'
 import { jsonOption, platformOption, registryOptions } from '../options.ts'
 import { humanSize, printJson } from '../output.ts'
+import { loadCliProgress } from '../progress.ts'
 
 /** One bar per blob on a terminal: bytes, rate, and how it ended (written, skipped, mounted). */
 function blobBars(enabled: boolean) {
   if (!enabled) return { onProgress: undefined, onBlob: () => {}, stop: () => {} }
+  const cliProgress = loadCliProgress()
   const multi = new cliProgress.MultiBar(
     { format: '{id} [{bar}] {done} / {size} {state}', stream: process.stderr, hideCursor: true, clearOnComplete: false, barsize: 24 },
     cliProgress.Presets.shades_classic,
   )
-  const bars = new Map<string, cliProgress.SingleBar>()
+  const bars = new Map<string, CliProgress.SingleBar>()
   const bar = (id: string, total: number) => {
     let b = bars.get(id)
     if (!b) {
