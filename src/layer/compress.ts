@@ -22,7 +22,7 @@ const zstdCompress = promisify(zlib.zstdCompress) as (b: Buffer, o: zlib.ZstdOpt
 
 /** Size of the blocks compressed independently. */
 const GZIP_BLOCK = 1 << 20
-const ZSTD_BLOCK = 4 << 20
+const ZSTD_BLOCK = 2 << 20
 const DICT = 32 << 10
 
 /** Options of a compressor. */
@@ -57,7 +57,7 @@ abstract class BlockCompressor extends Transform {
   #partsLength = 0
   #queue: Promise<Buffer>[] = []
   constructor(blockSize: number, concurrency: number) {
-    super({ highWaterMark: 1 << 20 })
+    super({ highWaterMark: 256 << 10 })
     this.#blockSize = blockSize
     this.#concurrency = Math.max(1, concurrency)
   }

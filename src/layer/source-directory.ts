@@ -98,7 +98,7 @@ export async function entryFor(full: string, at: string, s: import('node:fs').St
       ...base,
       type: 'file',
       size: s.size,
-      open: () => createReadStream(full, { highWaterMark: 1 << 20 }).pipe(exactly(s.size, full)),
+      open: () => createReadStream(full, { highWaterMark: 256 << 10 }).pipe(exactly(s.size, full)),
       read: async () => {
         const b = readFileSync(full)
         if (b.length !== s.size) throw new OcikitError('INVALID_ARGUMENT', `${full} changed size while being read; layer aborted`)
