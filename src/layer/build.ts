@@ -3,7 +3,7 @@
  * The diffID, the digest and both sizes come from the pass that writes the blob.
  */
 import { randomBytes } from 'node:crypto'
-import { createReadStream, createWriteStream, rmSync } from 'node:fs'
+import { createReadStream, rmSync } from 'node:fs'
 import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -14,6 +14,7 @@ import { OcikitError } from '../errors.ts'
 import type { IoOptions, Layer, Progress } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { type Compression, ociLayerType } from '../spec/media-types.ts'
+import { createTempFile } from '../temp-file.ts'
 import { compressor } from './compress.ts'
 import { decompressor } from './compression.ts'
 import type { LayerEntry } from './entry.ts'
@@ -114,13 +115,14 @@ export async function encodeTar(tar: Readable, sink: Writable, o: EncodeOptions 
 
 /** Encodes entries into a file: written to a temp file beside it and renamed when complete. */
 export async function writeLayerFile(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, file: string, o: EncodeOptions = {}): Promise<LayerInfo> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`)
+  const tmp = await createTempFile(path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`))
   try {
-    const info = await encodeLayer(entries, createWriteStream(tmp), o)
-    await fs.rename(tmp, file)
+    const info = await encodeLayer(entries, tmp.stream, o)
+    await fs.rename(tmp.path, file)
     return info
-  } finally {
-    await fs.rm(tmp, { force: true })
+  } catch (e) {
+    await tmp.discard()
+    throw e
   }
 }
 
@@ -151,12 +153,13 @@ export class EntriesLayer implements Layer {
         const dir = this.#o.stagingDir ?? os.tmpdir()
         const file = path.join(dir, `ocikit-layer-${randomBytes(8).toString('hex')}`)
         staged.add(file)
+        const tmp = await createTempFile(file)
         try {
-          const info = await this.#encode(createWriteStream(file), this.#o)
+          const info = await this.#encode(tmp.stream, this.#o)
           return { file, info }
         } catch (e) {
           staged.delete(file)
-          await fs.rm(file, { force: true })
+          await tmp.discard()
           throw e
         }
       })()

@@ -222,3 +222,15 @@ test('a missing or non-directory source is a clear error', async (t) => {
   )
   await assert.rejects(layerFromDirectory(path.join(dir, 'f')).digest(), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /not a directory/.test(e.message))
 })
+
+test('a layer write that fails at once leaves no temp file behind (the race seen in CI)', async (t) => {
+  const dir = await tempDir(t)
+  for (let i = 0; i < 20; i++) {
+    await assert.rejects(writeLayerFile(layerFromFilesEntries({ a: 'a' }), path.join(dir, 'x.tgz'), { level: 12 }), (e) => isOcikitError(e, 'INVALID_ARGUMENT'))
+    await assert.rejects(writeLayerFile(layerFromFilesEntries({ a: 'a' }), path.join(dir, 'y.tgz'), { timestamp: 'soon' }), (e) =>
+      isOcikitError(e, 'INVALID_ARGUMENT'),
+    )
+  }
+  await new Promise((r) => setTimeout(r, 50))
+  assert.deepEqual(await fs.readdir(dir), [])
+})

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { createWriteStream } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
@@ -8,6 +7,7 @@ import { readImage } from '../../api.ts'
 import { unpackImage } from '../../layer/apply.ts'
 import { exportImage } from '../../layer/export.ts'
 import type { Platform } from '../../spec/schemas.ts'
+import { createTempFile } from '../../temp-file.ts'
 import { platformOption, registryOptions } from '../options.ts'
 import { humanSize } from '../output.ts'
 
@@ -37,12 +37,13 @@ export function register(program: Command): void {
     .action(async (name: string, o: { output: string; platform?: Platform }) => {
       const img = await readImage(name, { platform: o.platform, registry: registryOptions(program) })
       if (o.output === '-') return pipeline(exportImage(img), process.stdout)
-      const tmp = path.join(path.dirname(o.output), `.${path.basename(o.output)}.tmp-${randomBytes(6).toString('hex')}`)
+      const tmp = await createTempFile(path.join(path.dirname(o.output), `.${path.basename(o.output)}.tmp-${randomBytes(6).toString('hex')}`))
       try {
-        await pipeline(exportImage(img), createWriteStream(tmp))
-        await fs.rename(tmp, o.output)
-      } finally {
-        await fs.rm(tmp, { force: true })
+        await pipeline(exportImage(img), tmp.stream)
+        await fs.rename(tmp.path, o.output)
+      } catch (e) {
+        await tmp.discard()
+        throw e
       }
     })
 }

@@ -6,7 +6,7 @@
  * replaced atomically, so concurrent writers (other processes too) lose nothing.
  */
 import { randomBytes } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
@@ -20,6 +20,7 @@ import { canonicalJson } from '../../spec/canonical.ts'
 import { MediaType } from '../../spec/media-types.ts'
 import { type Descriptor, type Index, indexSchema, ociLayoutSchema } from '../../spec/schemas.ts'
 import { checkSchema, MAX_DOCUMENT_SIZE, parseJsonBytes } from '../../spec/validate.ts'
+import { createTempFile } from '../../temp-file.ts'
 
 /** The annotation that holds a tag in `index.json`. */
 export const REF_NAME = 'org.opencontainers.image.ref.name'
@@ -196,17 +197,17 @@ export class OciLayout implements BlobSource {
     const alg = expected ? digestAlgorithm(expected.digest) : 'sha256'
     const dir = path.join(this.dir, 'blobs', alg)
     await fs.mkdir(dir, { recursive: true })
-    const tmp = path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`)
+    const tmp = await createTempFile(path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`), { flush: true })
     const hasher = new DigestingStream(alg)
     try {
       const input = data instanceof Readable ? data : Readable.from([Buffer.from(data)])
-      await pipeline(input, hasher, createWriteStream(tmp, { flush: true }), { signal: o?.signal })
+      await pipeline(input, hasher, tmp.stream, { signal: o?.signal })
       const what = `${this.name}: blob ${expected?.digest ?? hasher.digest}`
       if (expected?.size !== undefined && hasher.size !== expected.size) throw new SizeMismatchError(what, expected.size, hasher.size)
       if (expected && hasher.digest !== expected.digest) throw new DigestMismatchError(what, expected.digest, hasher.digest)
-      await fs.rename(tmp, this.blobPath(hasher.digest))
+      await fs.rename(tmp.path, this.blobPath(hasher.digest))
     } catch (e) {
-      await fs.rm(tmp, { force: true })
+      await tmp.discard()
       throw e
     }
     return { digest: hasher.digest, size: hasher.size, existed: false }
