@@ -110,7 +110,14 @@ export async function referrers(name: string, o: { artifactType?: string; regist
 /** Gives the image a name refers to another tag in the same store. */
 export async function tag(name: string, newTag: string, o: { registry?: RegistryOptions } = {}): Promise<Descriptor> {
   const n = parseName(name)
-  if (!isLayoutTag(newTag)) throw new OcikitError('INVALID_NAME', `invalid tag '${newTag}' (letters, digits and - . _ : @ + / between them)`)
+  const valid = n.transport === 'registry' ? /^[\w][\w.-]{0,127}$/.test(newTag) : isLayoutTag(newTag)
+  if (!valid) {
+    const rule =
+      n.transport === 'registry'
+        ? "letters, digits, '_', '.', '-', at most 128, not starting with '.' or '-'"
+        : 'letters, digits and - . _ : @ + / between them'
+    throw new OcikitError('INVALID_NAME', `invalid tag '${newTag}' (${rule})`)
+  }
   return storeFor(n, o.registry).tag(newTag)
 }
 

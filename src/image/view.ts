@@ -6,7 +6,7 @@
 import { pipeline, type Readable, Transform } from 'node:stream'
 import { type Digest, verifyingStream } from '../digest.ts'
 import { OcikitError } from '../errors.ts'
-import { compressionOf, decompressor } from '../layer/compression.ts'
+import { compressionOf, decompressor } from '../layer/compress.ts'
 import { isIndexType, isManifestType } from '../spec/media-types.ts'
 import type { Descriptor, ImageConfig, Index, Manifest } from '../spec/schemas.ts'
 import { parseImageConfig, parseManifestOrIndex } from '../spec/validate.ts'

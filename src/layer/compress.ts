@@ -1,5 +1,5 @@
 /**
- * Layer compression: gzip compressed in parallel across cores into one standard gzip stream,
+ * Layer compression and decompression: gzip compressed in parallel across cores into one standard gzip stream,
  * zstd compressed in parallel as independent frames, or none.
  *
  * Parallel gzip is written here because no maintained npm package does it with Node's own zlib:
@@ -14,8 +14,8 @@ import os from 'node:os'
 import { PassThrough, Transform, type TransformCallback } from 'node:stream'
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
-import { OcikitError } from '../errors.ts'
-import type { Compression } from '../spec/media-types.ts'
+import { NotSupportedError, OcikitError } from '../errors.ts'
+import { type Compression, layerCompression } from '../spec/media-types.ts'
 
 const deflateRaw = promisify(zlib.deflateRaw) as (b: Buffer, o: zlib.ZlibOptions) => Promise<Buffer>
 const zstdCompress = promisify(zlib.zstdCompress) as (b: Buffer, o: zlib.ZstdOptions) => Promise<Buffer>
@@ -178,4 +178,23 @@ export function compressor(c: Compression, o: CompressOptions = {}): Transform {
   const level = o.level ?? defaultLevel(c)
   checkLevel(c, level)
   return c === 'gzip' ? new ParallelGzip(level, concurrency) : new ParallelZstd(level, concurrency)
+}
+
+/** A stream that decompresses a blob of the given compression. */
+export function decompressor(c: Compression): Transform {
+  switch (c) {
+    case 'gzip':
+      return zlib.createGunzip()
+    case 'zstd':
+      return zlib.createZstdDecompress()
+    case 'none':
+      return new PassThrough()
+  }
+}
+
+/** The compression of a layer media type; NOT_SUPPORTED for media types that are not tar layers. */
+export function compressionOf(mediaType: string): Compression {
+  const c = layerCompression(mediaType)
+  if (c === undefined) throw new NotSupportedError(`layer media type '${mediaType}' is not a tar layer ocikit can read`)
+  return c
 }

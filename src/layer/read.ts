@@ -7,7 +7,7 @@ import tarStream from 'tar-stream'
 import { OcikitError } from '../errors.ts'
 import { chain } from '../image/view.ts'
 import type { Compression } from '../spec/media-types.ts'
-import { decompressor } from './compression.ts'
+import { decompressor } from './compress.ts'
 import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
 import { entryOwner } from './tar-write.ts'
 

@@ -59,8 +59,7 @@ function registryRef(n: RegistryName, o: RegistryOptions): StoreRef {
       return writeToRegistry(client(), x, r.tag, wo)
     },
     list: async () => {
-      const tags = await client().tags()
-      return tags.map((tag) => ({ tag, descriptor: undefined as unknown as Descriptor }))
+      throw new NotSupportedError(`${name}: ls lists OCI layouts; for a registry repository use 'ocikit tags ${r.registry}/${r.repository}'`)
     },
     tag: async (newTag) => {
       const c = client()

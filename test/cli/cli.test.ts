@@ -87,6 +87,8 @@ test('errors: one clear line, non-zero exit, stack only with --debug, nothing ch
     [['tag', `oci:${dir}:v1`, 'bad tag'], /invalid tag/],
     [['inspect', 'oci-archive:x.tar'], /oci-archive store is not supported yet/],
     [['gc', `oci:${dir}:v1`], /whole layout/],
+    [['ls', '127.0.0.1:1/app'], /use 'ocikit tags 127\.0\.0\.1:1\/app'/],
+    [['tag', '127.0.0.1:1/app:v1', 'a:b'], /invalid tag 'a:b'.*at most 128/],
   ]
   for (const [args, re] of cases) {
     const r = await ocikit(args)

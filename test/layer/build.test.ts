@@ -32,22 +32,20 @@ test('one pass gives digest, diffID and sizes that match the bytes written', asy
   assert.equal(info.empty, false)
 })
 
-test('two copies of a tree with other atimes and creation order give the same digest', async (t) => {
+test('two copies of a tree with other atimes and mtimes give the same digest', async (t) => {
   const dir = await tempDir(t)
   await genTree(path.join(dir, 'a'), 1)
-  // Copy file by file in reverse order so directory order and inode numbers differ.
-  const names = (await fs.readdir(path.join(dir, 'a'), { recursive: true })).sort().reverse()
-  await fs.cp(path.join(dir, 'a'), path.join(dir, 'b'), { recursive: true, preserveTimestamps: false, verbatimSymlinks: true })
-  for (const n of names.slice(0, 50)) await fs.utimes(path.join(dir, 'b', n), new Date(1e12), new Date()).catch(() => {})
+  await genTree(path.join(dir, 'b'), 1)
+  // gen-tree pins mtimes, so give every entry of b other atimes and mtimes (symlinks themselves too).
+  for (const n of (await fs.readdir(path.join(dir, 'b'), { recursive: true })).sort().reverse()) {
+    await fs.lutimes(path.join(dir, 'b', n), new Date(1e12), new Date(1.2e12))
+  }
   const a = await layerFromDirectory(path.join(dir, 'a')).info()
-  const a2 = await layerFromDirectory(path.join(dir, 'a')).info()
-  assert.equal(a.digest, a2.digest)
-  // fs.cp does not keep hardlinks; compare with the same hardlink-free view of a.
   const b = await layerFromDirectory(path.join(dir, 'b')).info()
-  assert.equal(b.diffId.length, a.diffId.length)
-  const entriesA = (await Array.fromAsync(directoryEntries(path.join(dir, 'a')))).map((e) => e.path)
-  const entriesB = (await Array.fromAsync(directoryEntries(path.join(dir, 'b')))).map((e) => e.path)
-  assert.deepEqual(entriesA, entriesB)
+  assert.ok(a.entries > 100)
+  assert.equal(a.digest, b.digest)
+  assert.equal(a.diffId, b.diffId)
+  assert.equal((await layerFromDirectory(path.join(dir, 'a')).info()).digest, a.digest, 'and the same tree twice')
 })
 
 test('timestamps: fixed epoch by default, SOURCE_DATE_EPOCH, or an explicit value', async (t) => {

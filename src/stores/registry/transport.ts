@@ -228,8 +228,7 @@ export class RegistryTransport {
           attempt--
           continue
         }
-        const fresh = await this.#request401(res, req)
-        throw fresh
+        throw await this.#request401(res, req)
       }
       if (req.ok.includes(res.status)) return res
       if (res.status === 401) {
