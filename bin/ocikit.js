@@ -10,4 +10,5 @@ if (major < 22 || (major === 22 && minor < 15)) {
 // Node's on-disk compile cache (in the OS temp dir) roughly halves module loading on later runs.
 const { enableCompileCache } = await import('node:module')
 enableCompileCache?.()
-await import('../dist/cli/main.js')
+// The CLI is bundled into one file (scripts/bundle-cli.ts): one module loads much faster than hundreds.
+await import('../dist/cli/ocikit.mjs')

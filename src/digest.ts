@@ -108,7 +108,7 @@ export interface Expected {
 export function verifyingStream(expected: Expected, what: string): Transform {
   const hash = createHash(digestAlgorithm(expected.digest))
   let size = 0
-  return new Transform({
+  const stream = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       size += chunk.length
       if (expected.size !== undefined && size > expected.size) {
@@ -127,6 +127,19 @@ export function verifyingStream(expected: Expected, what: string): Transform {
       cb(actual === expected.digest ? null : new DigestMismatchError(what, expected.digest, actual))
     },
   })
+  verifying.set(stream, { ...expected })
+  return stream
+}
+
+const verifying = new WeakMap<object, Expected>()
+
+/**
+ * What a stream made by {@link verifyingStream} checks, or undefined for any other stream.
+ * A reader that ends such a stream without an error has bytes that match; a writer can skip
+ * hashing them a second time.
+ */
+export function verifiedAs(stream: object): Expected | undefined {
+  return verifying.get(stream)
 }
 
 /** Checks bytes already in memory against an expected digest and size; throws on mismatch. */

@@ -4,6 +4,7 @@
  * scope until shortly before they expire.
  */
 import { OcikitError, RegistryError } from '../errors.ts'
+import { cappedText, type HttpRequestInit, type HttpResponse, type HttpSend, httpClient } from '../stores/registry/http.ts'
 import type { Credentials } from './credentials.ts'
 
 interface Cached {
@@ -16,9 +17,25 @@ const MAX_TOKEN_RESPONSE = 1 << 20
 /** A cache of bearer tokens; one per process is enough. */
 export class TokenCache {
   readonly #tokens = new Map<string, Cached>()
-  readonly #fetchImpl: typeof fetch
-  constructor(fetchImpl: typeof fetch = fetch) {
-    this.#fetchImpl = fetchImpl
+  readonly #http: HttpSend
+  constructor(send: HttpSend = httpClient()) {
+    this.#http = send
+  }
+
+  /** Sends a request to the token service, following its redirects (it gets no registry credentials but its own). */
+  async #send(start: URL, init: HttpRequestInit): Promise<HttpResponse> {
+    let url = start
+    for (let hop = 0; ; hop++) {
+      const res = await this.#http(url, init)
+      const location = res.headers.get('location')
+      if (!location || ![301, 302, 303, 307, 308].includes(res.status) || hop >= 5) return res
+      await res.body.cancel()
+      const next = new URL(location, url)
+      // Basic credentials for the token service stay with its origin.
+      const headers = next.origin === url.origin ? init.headers : undefined
+      init = res.status === 307 || res.status === 308 ? { ...init, headers } : { method: 'GET', headers, signal: init.signal }
+      url = next
+    }
   }
 
   /** A cached token for a key, if still valid. */
@@ -45,7 +62,7 @@ export class TokenCache {
   ): Promise<string> {
     const realm = params.realm
     if (!realm) throw new RegistryError('UNAUTHORIZED', `${registry}: bearer challenge without a realm`, 401)
-    let res: Response
+    let res: HttpResponse
     try {
       if (creds?.identityToken) {
         const form = new URLSearchParams({
@@ -55,21 +72,26 @@ export class TokenCache {
           service: params.service ?? '',
         })
         if (scopes.length) form.set('scope', scopes.join(' '))
-        res = await this.#fetchImpl(realm, { method: 'POST', body: form, signal, redirect: 'follow' })
+        res = await this.#send(new URL(realm), {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: form.toString(),
+          signal,
+        })
       } else {
         const url = new URL(realm)
         if (params.service) url.searchParams.set('service', params.service)
         for (const s of scopes) url.searchParams.append('scope', s)
         const headers: Record<string, string> = {}
         if (creds?.username !== undefined) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}`
-        res = await this.#fetchImpl(url, { headers, signal, redirect: 'follow' })
+        res = await this.#send(url, { headers, signal })
       }
     } catch (cause) {
       throw new RegistryError('NETWORK_ERROR', `${registry}: cannot reach the token service at ${new URL(realm).host}: ${(cause as Error).message}`, 0, [], {
         cause,
       })
     }
-    const text = (await res.text()).slice(0, MAX_TOKEN_RESPONSE)
+    const text = await cappedText(res, MAX_TOKEN_RESPONSE)
     if (res.status === 401 || res.status === 403) {
       const who = creds?.username ? ` as '${creds.username}'` : ' anonymously'
       throw new RegistryError(
@@ -78,7 +100,8 @@ export class TokenCache {
         res.status,
       )
     }
-    if (!res.ok) throw new RegistryError('REGISTRY_ERROR', `${registry}: the token service answered status ${res.status}`, res.status)
+    if (res.status < 200 || res.status > 299)
+      throw new RegistryError('REGISTRY_ERROR', `${registry}: the token service answered status ${res.status}`, res.status)
     let body: { token?: string; access_token?: string; expires_in?: number }
     try {
       body = JSON.parse(text)

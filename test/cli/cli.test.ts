@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { test } from 'node:test'
+import { promisify } from 'node:util'
 import { write } from '../../src/api.ts'
 import { randomImage, randomIndex } from '../../src/image/memory.ts'
 import { ocikit } from '../helpers/cli.ts'
@@ -114,4 +116,29 @@ test('copy between layouts through the CLI keeps the digest', async (t) => {
   assert.equal((await ocikit(['digest', `oci:${dir}-copy:m`])).stdout.trim(), await idx.digest())
   const again = await ocikit(['copy', `oci:${dir}:multi`, `oci:${dir}-copy:m`])
   assert.match(again.stdout, /0 blob\(s\) written/)
+})
+
+test('the installed command (bin/ocikit.js and its bundled program) runs the main job', async (t) => {
+  const bundle = path.resolve('dist/cli/ocikit.mjs')
+  const built = await fs.stat(bundle).then(
+    () => true,
+    () => false,
+  )
+  // npm install builds dist/ (the prepare script); a source checkout without a build has none.
+  if (!built && process.env.CI !== 'true') {
+    t.skip('dist/cli/ocikit.mjs is not built (npm run build)')
+    return
+  }
+  const run = (args: string[]) => promisify(execFile)(process.execPath, ['bin/ocikit.js', ...args])
+  const v = await run(['--version'])
+  assert.equal(v.stdout.trim(), JSON.parse(await fs.readFile('package.json', 'utf8')).version)
+  const src = await tempDir(t)
+  await fs.writeFile(path.join(src, 'hello.txt'), 'hello\n')
+  const out = await tempDir(t)
+  const appended = await run(['append', 'scratch', `oci:${out}:v1`, '--dir', src, '--prefix', '/app', '-q'])
+  const inspect = JSON.parse((await run(['inspect', '--json', `oci:${out}:v1`])).stdout)
+  assert.equal(inspect.kind, 'image')
+  assert.equal(inspect.layers.length, 1)
+  assert.ok(appended.stdout.includes(inspect.digest))
+  await run(['fsck', `oci:${out}`])
 })

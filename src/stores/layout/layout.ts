@@ -12,7 +12,7 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import lockfile from 'proper-lockfile'
-import { type Digest, DigestingStream, digestAlgorithm, digestHex, type Expected, parseDigest, verifyBytes, verifyingStream } from '../../digest.ts'
+import { type Digest, DigestingStream, digestAlgorithm, digestHex, type Expected, parseDigest, verifiedAs, verifyBytes, verifyingStream } from '../../digest.ts'
 import { DigestMismatchError, InvalidDocumentError, isErrno, NotFoundError, OcikitError, SizeMismatchError } from '../../errors.ts'
 import type { IoOptions } from '../../image/types.ts'
 import type { BlobSource } from '../../image/view.ts'
@@ -29,6 +29,12 @@ const LAYOUT_VERSION = '1.0.0'
 const MAX_INDEX_JSON = 64 * 1024 * 1024
 /** Prefix of temp files inside `blobs/<alg>/`; fsck and gc know to skip them. */
 export const TEMP_PREFIX = '.tmp-'
+
+/** Options of {@link OciLayout.writeBlob}. */
+export interface WriteBlobOptions extends IoOptions {
+  /** Pass-through streams the bytes also flow through on their way to disk (progress taps). */
+  taps?: NodeJS.ReadWriteStream[] | undefined
+}
 
 /** Result of writing a blob. */
 export interface WrittenBlob {
@@ -186,7 +192,7 @@ export class OciLayout implements BlobSource {
    * already present is not written again (its mtime is refreshed so gc's grace period covers it).
    * On any failure the temp file is removed and nothing else changes.
    */
-  async writeBlob(data: Readable | Uint8Array, expected?: Expected, o?: IoOptions): Promise<WrittenBlob> {
+  async writeBlob(data: Readable | Uint8Array, expected?: Expected, o?: WriteBlobOptions): Promise<WrittenBlob> {
     if (expected && (await this.hasBlob(expected.digest, expected.size))) {
       if (data instanceof Readable) data.destroy()
       const p = this.blobPath(expected.digest)
@@ -198,19 +204,25 @@ export class OciLayout implements BlobSource {
     const dir = path.join(this.dir, 'blobs', alg)
     await fs.mkdir(dir, { recursive: true })
     const tmp = await createTempFile(path.join(dir, `${TEMP_PREFIX}${randomBytes(8).toString('hex')}`), { flush: true })
-    const hasher = new DigestingStream(alg)
+    // A stream that verifies itself against the same digest and size is not hashed twice.
+    const checked = data instanceof Readable ? verifiedAs(data) : undefined
+    const preverified = expected?.size !== undefined && checked?.digest === expected.digest && checked.size === expected.size
+    const hasher = preverified ? undefined : new DigestingStream(alg)
     try {
       const input = data instanceof Readable ? data : Readable.from([Buffer.from(data)])
-      await pipeline(input, hasher, tmp.stream, { signal: o?.signal })
-      const what = `${this.name}: blob ${expected?.digest ?? hasher.digest}`
-      if (expected?.size !== undefined && hasher.size !== expected.size) throw new SizeMismatchError(what, expected.size, hasher.size)
-      if (expected && hasher.digest !== expected.digest) throw new DigestMismatchError(what, expected.digest, hasher.digest)
-      await fs.rename(tmp.path, this.blobPath(hasher.digest))
+      const steps = [input, ...(hasher ? [hasher] : []), ...(o?.taps ?? []), tmp.stream] as unknown as [Readable, NodeJS.WritableStream]
+      await pipeline(...steps, { signal: o?.signal })
+      const digest = hasher ? hasher.digest : (expected?.digest as Digest)
+      const size = hasher ? hasher.size : tmp.stream.bytesWritten
+      const what = `${this.name}: blob ${expected?.digest ?? digest}`
+      if (expected?.size !== undefined && size !== expected.size) throw new SizeMismatchError(what, expected.size, size)
+      if (expected && digest !== expected.digest) throw new DigestMismatchError(what, expected.digest, digest)
+      await fs.rename(tmp.path, this.blobPath(digest))
+      return { digest, size, existed: false }
     } catch (e) {
       await tmp.discard()
       throw e
     }
-    return { digest: hasher.digest, size: hasher.size, existed: false }
   }
 
   /** The parsed, validated `index.json`. */

@@ -4,7 +4,7 @@ import pLimit from 'p-limit'
 import { type Digest, isDigest } from '../../digest.ts'
 import { isOcikitError, NotFoundError, OcikitError } from '../../errors.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
-import { chain, openView, progressTap } from '../../image/view.ts'
+import { openView, progressTap } from '../../image/view.ts'
 import { isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor, Index } from '../../spec/schemas.ts'
 import { detectManifestType, parseJsonBytes } from '../../spec/validate.ts'
@@ -79,7 +79,7 @@ async function writeImageBlobs(layout: OciLayout, img: Image, o: LayoutWriteOpti
           if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
           throw e
         }
-        const w = await layout.writeBlob(chain(stream, ...progressTap(d.digest, d.size, o.onProgress)), d, o)
+        const w = await layout.writeBlob(stream, d, { ...o, taps: progressTap(d.digest, d.size, o.onProgress) })
         o.onBlob?.(w)
       }),
     ),

@@ -11,7 +11,8 @@ import { chain } from '../../image/view.ts'
 import { isIndexType, isManifestType, MediaType } from '../../spec/media-types.ts'
 import type { Descriptor, Index } from '../../spec/schemas.ts'
 import { detectManifestType, MAX_DOCUMENT_SIZE, parseJsonBytes } from '../../spec/validate.ts'
-import { cappedText, type RegistryOptions, RegistryTransport, type RequestBody } from './transport.ts'
+import { cappedText, type HttpBody, type HttpResponse } from './http.ts'
+import { type RegistryOptions, RegistryTransport } from './transport.ts'
 
 /** What manifests ocikit asks registries for. */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ')
@@ -24,22 +25,41 @@ export interface FetchedManifest {
 }
 
 /** Reads a body up to `max` bytes; more is a TOO_LARGE error. */
-async function cappedBytes(res: Response, max: number, what: string): Promise<Uint8Array> {
+async function cappedBytes(res: HttpResponse, max: number, what: string): Promise<Uint8Array> {
   const declared = Number(res.headers.get('content-length') ?? Number.NaN)
   if (declared > max) {
-    await res.body?.cancel().catch(() => {})
+    await res.body.cancel()
     throw new RegistryError('TOO_LARGE', `${what}: ${declared} bytes, over the ${max}-byte limit`, res.status)
   }
   const chunks: Uint8Array[] = []
   let n = 0
-  if (res.body) {
-    for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
-      n += c.length
-      if (n > max) throw new RegistryError('TOO_LARGE', `${what}: over the ${max}-byte limit`, res.status)
-      chunks.push(c)
+  for await (const c of res.body) {
+    n += c.length
+    if (n > max) {
+      await res.body.cancel()
+      throw new RegistryError('TOO_LARGE', `${what}: over the ${max}-byte limit`, res.status)
     }
+    chunks.push(c)
   }
   return Buffer.concat(chunks)
+}
+
+/** The body without its first `n` bytes. */
+function skipping(body: HttpBody, n: number): HttpBody {
+  return {
+    cancel: () => body.cancel(),
+    async *[Symbol.asyncIterator]() {
+      let skip = n
+      for await (const c of body) {
+        if (skip >= c.length) {
+          skip -= c.length
+          continue
+        }
+        yield skip ? c.subarray(skip) : c
+        skip = 0
+      }
+    },
+  }
 }
 
 /** A client for one repository of a registry. */
@@ -119,7 +139,7 @@ export class RegistryClient {
       ok: [201, 200],
       signal: o.signal,
     })
-    await res.body?.cancel().catch(() => {})
+    await res.body.cancel()
     const doc = JSON.parse(Buffer.from(bytes).toString('utf8')) as {
       subject?: Descriptor
       artifactType?: string
@@ -165,7 +185,7 @@ export class RegistryClient {
         ok: [201, 200],
         signal: o.signal,
       })
-      .then((r) => r.body?.cancel())
+      .then((r) => r.body.cancel())
   }
 
   /**
@@ -186,7 +206,7 @@ export class RegistryClient {
     if (res.status === 200) {
       index = JSON.parse(Buffer.from(await cappedBytes(res, MAX_DOCUMENT_SIZE, `${this.name} referrers of ${subject}`)).toString('utf8')) as Index
     } else {
-      await res.body?.cancel().catch(() => {})
+      await res.body.cancel()
       index = await this.#fallbackIndex(subject, o)
     }
     return (index.manifests ?? []).filter((d) => !o.artifactType || d.artifactType === o.artifactType)
@@ -194,13 +214,14 @@ export class RegistryClient {
 
   /** Deletes a manifest by digest. */
   async deleteManifest(digest: Digest, o: IoOptions = {}): Promise<void> {
-    await this.t.request({
+    const res = await this.t.request({
       method: 'DELETE',
       path: `${this.repository}/manifests/${digest}`,
       scope: `repository:${this.repository}:delete`,
       ok: [202, 200],
       signal: o.signal,
     })
+    await res.body.cancel()
   }
 
   /** True when the repository has the blob. */
@@ -220,11 +241,11 @@ export class RegistryClient {
     const attempts = t.o.attempts ?? 5
     const pull = this.#pull()
     async function* body(): AsyncGenerator<Uint8Array> {
-      let res = first
+      let source: HttpBody = first.body
       let got = 0
       for (let attempt = 1; ; attempt++) {
         try {
-          for await (const c of res.body as unknown as AsyncIterable<Uint8Array>) {
+          for await (const c of source) {
             got += c.length
             yield c
           }
@@ -232,27 +253,9 @@ export class RegistryClient {
         } catch (e) {
           if (o.signal?.aborted || attempt >= attempts || got >= d.size) throw e
           const headers = { range: `bytes=${got}-` }
-          res = await t.request({ method: 'GET', path, headers, scope: pull, ok: [200, 206], signal: o.signal })
-          if (res.status === 200) {
-            // The server ignored the range: skip what we already have.
-            let skip = got
-            const full = res
-            res = new Response(
-              new ReadableStream({
-                async start(ctrl) {
-                  for await (const c of full.body as unknown as AsyncIterable<Uint8Array>) {
-                    if (skip >= c.length) {
-                      skip -= c.length
-                      continue
-                    }
-                    ctrl.enqueue(c.subarray(skip))
-                    skip = 0
-                  }
-                  ctrl.close()
-                },
-              }),
-            )
-          }
+          const res = await t.request({ method: 'GET', path, headers, scope: pull, ok: [200, 206], signal: o.signal })
+          // A server that ignores the range sends it all again: skip what we already have.
+          source = res.status === 200 ? skipping(res.body, got) : res.body
         }
       }
     }
@@ -295,7 +298,7 @@ export class RegistryClient {
         retry: true,
         signal: o.signal,
       })
-      await res.body?.cancel().catch(() => {})
+      await res.body.cancel()
       if (res.status === 201) return 'mounted'
       await this.#cancelUpload(res)
     }
@@ -322,22 +325,22 @@ export class RegistryClient {
       retry: true,
       signal: o.signal,
     })
-    await res.body?.cancel().catch(() => {})
+    await res.body.cancel()
     return { location: this.#location(res), minChunk: Number(res.headers.get('oci-chunk-min-length') ?? 0) || 0 }
   }
 
-  #location(res: Response): URL {
+  #location(res: HttpResponse): URL {
     const loc = res.headers.get('location')
     if (!loc) throw new RegistryError('REGISTRY_ERROR', `${this.t.registry}: upload answer without a Location header`, res.status)
     return new URL(loc, res.url || this.t.base)
   }
 
-  async #cancelUpload(res: Response): Promise<void> {
+  async #cancelUpload(res: HttpResponse): Promise<void> {
     const loc = res.headers.get('location')
     if (!loc) return
     await this.t
       .request({ method: 'DELETE', path: new URL(loc, res.url || this.t.base).toString(), scope: this.#push(), ok: [204, 202, 200, 404], retry: false })
-      .then((r) => r.body?.cancel())
+      .then((r) => r.body.cancel())
       .catch(() => {})
   }
 
@@ -352,13 +355,13 @@ export class RegistryClient {
           method: 'PUT',
           path: location.toString(),
           headers: { 'content-type': 'application/octet-stream', 'content-length': String(d.size) },
-          body: async () => Readable.toWeb(await open()) as unknown as RequestBody,
+          body: open,
           scope: this.#push(),
           ok: [201, 204],
           retry: false,
           signal: o.signal,
         })
-        await res.body?.cancel().catch(() => {})
+        await res.body.cancel()
         return
       } catch (e) {
         const transient = e instanceof RegistryError && (e.code === 'NETWORK_ERROR' || e.status >= 500 || e.status === 429)
@@ -388,7 +391,7 @@ export class RegistryClient {
         retry: true,
         signal: o.signal,
       })
-      await res.body?.cancel().catch(() => {})
+      await res.body.cancel()
       location = this.#location(res)
       offset += chunk.length
     }
@@ -413,7 +416,7 @@ export class RegistryClient {
       retry: true,
       signal: o.signal,
     })
-    await res.body?.cancel().catch(() => {})
+    await res.body.cancel()
   }
 
   /** Every tag of the repository, following `Link` pagination. */
@@ -430,7 +433,7 @@ export class RegistryClient {
     const out: string[] = []
     let path: string | undefined = first
     for (let page = 0; path && page < 10_000; page++) {
-      const res: Response = await this.t.request({ method: 'GET', path, scope, ok: [200], signal: o.signal })
+      const res: HttpResponse = await this.t.request({ method: 'GET', path, scope, ok: [200], signal: o.signal })
       const text = await cappedText(res, 16 << 20)
       let body: Record<string, unknown>
       try {

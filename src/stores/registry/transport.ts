@@ -5,11 +5,11 @@
  * Retry-After), and redirects followed by hand so that `Authorization` never goes to another host.
  */
 
-import { readFileSync } from 'node:fs'
 import { parseChallenges } from '../../auth/challenge.ts'
 import { type CredentialProvider, type Credentials, defaultCredentials } from '../../auth/credentials.ts'
 import { TokenCache } from '../../auth/token.ts'
 import { AbortedError, OcikitError, RegistryError, type RegistryErrorDetail } from '../../errors.ts'
+import { cappedText, type HttpRequestBody, type HttpResponse, type HttpSend, httpClient } from './http.ts'
 
 /** Options for talking to registries. */
 export interface RegistryOptions {
@@ -33,37 +33,13 @@ export interface RegistryOptions {
   onNotice?: ((m: string) => void) | undefined
   /** Reported on each retry, for progress displays. */
   onRetry?: ((e: { url: string; attempt: number; reason: string; delayMs: number }) => void) | undefined
-  fetch?: typeof fetch | undefined
+  /** How requests are sent (default: Node's http/https with keep-alive, trusting `caFile`). */
+  http?: HttpSend | undefined
 }
 
-/** Largest error body read (64 KiB). */
-export const MAX_ERROR_BODY = 64 * 1024
 const MAX_REDIRECTS = 5
 
-const tokenCaches = new WeakMap<typeof fetch, TokenCache>()
-const caFetches = new Map<string, typeof fetch>()
-
-/** A fetch that trusts the CA certificates in a PEM file (undici's Agent; Node's own fetch takes no CA). */
-function fetchTrusting(caFile: string): typeof fetch {
-  let f = caFetches.get(caFile)
-  if (!f) {
-    let ca: Buffer
-    try {
-      ca = readFileSync(caFile)
-    } catch (e) {
-      throw new OcikitError('INVALID_ARGUMENT', `cannot read --ca-file ${caFile}: ${(e as Error).message}`, { cause: e })
-    }
-    // undici is loaded only when a CA file is given: it is large, and most runs never need it.
-    const undici = import('undici')
-    const dispatcher = undici.then((u) => new u.Agent({ connect: { ca } }))
-    f = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-      const u = await undici
-      return u.fetch(input as never, { ...(init as object), dispatcher: await dispatcher } as never)
-    }) as unknown as typeof fetch
-    caFetches.set(caFile, f)
-  }
-  return f
-}
+const tokenCaches = new WeakMap<HttpSend, TokenCache>()
 
 /** True for hosts reached over plain HTTP by default. */
 export function isLoopback(host: string): boolean {
@@ -71,27 +47,8 @@ export function isLoopback(host: string): boolean {
   return name === 'localhost' || name === '127.0.0.1' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name ?? '')
 }
 
-/** Reads at most `max` bytes of a response body as text (the rest is discarded). */
-export async function cappedText(res: Response, max = MAX_ERROR_BODY): Promise<string> {
-  if (!res.body) return ''
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let n = 0
-  try {
-    while (n < max) {
-      const { done, value } = await reader.read()
-      if (done) break
-      chunks.push(value)
-      n += value.length
-    }
-  } finally {
-    await reader.cancel().catch(() => {})
-  }
-  return Buffer.concat(chunks).subarray(0, max).toString('utf8')
-}
-
 /** What a request body can be. */
-export type RequestBody = NonNullable<RequestInit['body']>
+export type RequestBody = HttpRequestBody
 
 /** A request: relative paths are under `/v2/`. `body` is a factory so that a retry can re-send it. */
 export interface RegistryRequest {
@@ -113,7 +70,7 @@ export class RegistryTransport {
   readonly registry: string
   readonly base: string
   readonly o: RegistryOptions
-  readonly #fetch: typeof fetch
+  readonly #http: HttpSend
   readonly #tokens: TokenCache
   readonly #credentials: CredentialProvider
   #creds: Promise<Credentials | undefined> | undefined
@@ -126,11 +83,11 @@ export class RegistryTransport {
     const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry
     const plain = o.caFile === undefined && (isLoopback(host) || (o.insecure ?? []).includes(registry))
     this.base = `${plain ? 'http' : 'https'}://${host}`
-    this.#fetch = o.fetch ?? (o.caFile ? fetchTrusting(o.caFile) : fetch)
-    let cache = tokenCaches.get(this.#fetch)
+    this.#http = o.http ?? httpClient({ caFile: o.caFile })
+    let cache = tokenCaches.get(this.#http)
     if (!cache) {
-      cache = new TokenCache(this.#fetch)
-      tokenCaches.set(this.#fetch, cache)
+      cache = new TokenCache(this.#http)
+      tokenCaches.set(this.#http, cache)
     }
     this.#tokens = cache
     this.#credentials = o.credentials ?? defaultCredentials(o.onNotice)
@@ -166,7 +123,7 @@ export class RegistryTransport {
   }
 
   /** Learns the auth scheme from a 401; returns false when there is nothing new to try. */
-  async #learn(res: Response, req: RegistryRequest): Promise<boolean> {
+  async #learn(res: HttpResponse, req: RegistryRequest): Promise<boolean> {
     const challenges = parseChallenges(res.headers.get('www-authenticate'))
     const bearer = challenges.find((c) => c.scheme === 'bearer')
     const basic = challenges.find((c) => c.scheme === 'basic')
@@ -191,19 +148,20 @@ export class RegistryTransport {
   }
 
   /** Sends a request, authenticating, retrying and following redirects; returns a response whose status is in `req.ok`. */
-  async request(request: RegistryRequest): Promise<Response> {
+  async request(request: RegistryRequest): Promise<HttpResponse> {
     let req = request
     const attempts = req.retry === false || (req.retry === undefined && (req.method === 'POST' || req.method === 'PATCH')) ? 1 : (this.o.attempts ?? 5)
     const url = new URL(req.path.startsWith('http') ? req.path : `${this.base}/v2/${req.path.replace(/^\//, '')}`)
     let authRetried = false
     for (let attempt = 1; ; attempt++) {
-      let res: Response
+      let res: HttpResponse
       let authorized = false
       try {
         ;({ res, authorized } = await this.#send(req, url))
       } catch (e) {
         if (req.signal?.aborted) throw new AbortedError(`${req.method} ${url}`, { cause: e })
-        if (e instanceof RegistryError && e.code !== 'NETWORK_ERROR') throw e
+        // Our own errors (a digest mismatch in an upload's source, say) are not the network's.
+        if (e instanceof OcikitError && !(e instanceof RegistryError && e.code === 'NETWORK_ERROR')) throw e
         if (attempt >= attempts) {
           throw new RegistryError(
             'NETWORK_ERROR',
@@ -217,7 +175,7 @@ export class RegistryTransport {
         continue
       }
       if (res.status === 401 && !authRetried) {
-        await res.body?.cancel().catch(() => {})
+        await res.body.cancel()
         authRetried = true
         // A bearer challenge may ask for more scopes (a mount needs pull on the source repository).
         const wanted = parseChallenges(res.headers.get('www-authenticate')).find((c) => c.scheme === 'bearer')?.params.scope
@@ -232,12 +190,12 @@ export class RegistryTransport {
       }
       if (req.ok.includes(res.status)) return res
       if (res.status === 401) {
-        await res.body?.cancel().catch(() => {})
+        await res.body.cancel()
         throw await this.#request401(res, req)
       }
       const transient = res.status === 408 || res.status === 429 || res.status >= 500
       if (transient && attempt < attempts) {
-        await res.body?.cancel().catch(() => {})
+        await res.body.cancel()
         await this.#backoff(url, attempt, `status ${res.status}`, res.headers.get('retry-after'), req.signal)
         continue
       }
@@ -245,7 +203,7 @@ export class RegistryTransport {
     }
   }
 
-  async #request401(res: Response, req: RegistryRequest): Promise<RegistryError> {
+  async #request401(res: HttpResponse, req: RegistryRequest): Promise<RegistryError> {
     const creds = await this.#getCreds()
     const who = creds?.username ? `as '${creds.username}'` : 'anonymously'
     return new RegistryError(
@@ -255,7 +213,7 @@ export class RegistryTransport {
     )
   }
 
-  async #send(req: RegistryRequest, start: URL): Promise<{ res: Response; authorized: boolean }> {
+  async #send(req: RegistryRequest, start: URL): Promise<{ res: HttpResponse; authorized: boolean }> {
     let url = start
     let authorized = false
     for (let hop = 0; ; hop++) {
@@ -267,23 +225,15 @@ export class RegistryTransport {
         authorized = auth !== undefined
       }
       const body = req.body ? await req.body() : undefined
-      const res = await this.#fetch(url, {
-        method: req.method,
-        headers,
-        body,
-        redirect: 'manual',
-        signal: req.signal,
-        ...(body && typeof body === 'object' && 'getReader' in body ? { duplex: 'half' } : {}),
-      } as RequestInit)
+      const res = await this.#http(url, { method: req.method, headers, body, signal: req.signal })
       const location = res.headers.get('location')
       if ([301, 302, 303, 307, 308].includes(res.status) && location && (req.method === 'GET' || req.method === 'HEAD')) {
-        await res.body?.cancel().catch(() => {})
+        await res.body.cancel()
         if (hop >= MAX_REDIRECTS)
           throw new RegistryError('REGISTRY_ERROR', `${this.registry}: more than ${MAX_REDIRECTS} redirects for ${start.pathname}`, res.status)
         url = new URL(location, url)
         continue
       }
-      Object.defineProperty(res, 'url', { value: url.toString() })
       return { res, authorized }
     }
   }
@@ -307,7 +257,7 @@ export class RegistryTransport {
   }
 
   /** The error for an unexpected status, with the registry's JSON error entries when it sent any. */
-  async errorFrom(res: Response, req: RegistryRequest, attempts = 1): Promise<RegistryError> {
+  async errorFrom(res: HttpResponse, req: RegistryRequest, attempts = 1): Promise<RegistryError> {
     const text = req.method === 'HEAD' ? '' : await cappedText(res)
     let errors: RegistryErrorDetail[] = []
     let detail = ''

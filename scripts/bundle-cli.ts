@@ -1,0 +1,21 @@
+/**
+ * Bundles the command-line program (dist/cli/main.js and every package it imports) into one
+ * file, dist/cli/ocikit.mjs, which bin/ocikit.js loads. Node loads one file much faster than
+ * the few hundred small modules behind it: `ocikit --version` takes about 0.08 s instead of
+ * 0.16 s on the project machine, and every CLI run pays that. The library (dist/index.js)
+ * stays unbundled for programs that import it.
+ */
+import { build } from 'esbuild'
+
+await build({
+  entryPoints: ['dist/cli/main.js'],
+  outfile: 'dist/cli/ocikit.mjs',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node22',
+  sourcemap: 'linked',
+  logLevel: 'warning',
+  // Packages written as CommonJS call require() for Node's own modules.
+  banner: { js: "import { createRequire as __ocikitCreateRequire } from 'node:module'; const require = __ocikitCreateRequire(import.meta.url);" },
+})

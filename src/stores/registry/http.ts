@@ -1,0 +1,178 @@
+/**
+ * HTTP/1.1 requests on Node's own `http`/`https` modules, with keep-alive connection pools.
+ *
+ * Written here rather than using `fetch` because fetch moves every body through web streams:
+ * in bench/registry.ts a 53 MiB blob pull took 0.45 s through fetch and 0.2 s through this,
+ * with a third of the difference in garbage collection. The interface is the small part of
+ * fetch the registry client needs; redirects are never followed here (the transport does that
+ * by hand, so that credentials stay with their origin).
+ */
+import { readFileSync } from 'node:fs'
+import type http from 'node:http'
+import type https from 'node:https'
+import { Readable } from 'node:stream'
+import { OcikitError } from '../../errors.ts'
+
+/** A response body: an async iterable of bytes that can be dropped unread. */
+export interface HttpBody extends AsyncIterable<Uint8Array> {
+  /** Discards the rest of the body (and, for a long one, the connection). Never throws. */
+  cancel(): Promise<void>
+}
+
+/** The parts of a response the registry client reads. */
+export interface HttpResponse {
+  readonly status: number
+  /** The URL this response answers. */
+  readonly url: string
+  readonly headers: { get(name: string): string | null }
+  readonly body: HttpBody
+}
+
+/** What a request may carry: bytes, text, or a stream (sent as it is read). */
+export type HttpRequestBody = Uint8Array | string | Readable
+
+/** One request. */
+export interface HttpRequestInit {
+  method?: string | undefined
+  headers?: Record<string, string> | undefined
+  body?: HttpRequestBody | undefined
+  signal?: AbortSignal | undefined
+}
+
+/** Sends one request and resolves when the response headers have arrived. */
+export type HttpSend = (url: URL, init?: HttpRequestInit) => Promise<HttpResponse>
+
+/** How an {@link HttpSend} connects. */
+export interface HttpClientOptions {
+  /** PEM file of CA certificates to trust for HTTPS (only these are trusted then). */
+  caFile?: string | undefined
+  /** A connection that is silent this long fails (default 60 s). */
+  idleTimeoutMs?: number | undefined
+}
+
+/** Bodies shorter than this are read to the end on cancel, so their connection can be reused. */
+const DRAIN_LIMIT = 64 * 1024
+
+function headerGetter(msg: http.IncomingMessage): { get(name: string): string | null } {
+  return {
+    get(name: string) {
+      const v = msg.headers[name.toLowerCase()]
+      if (v === undefined) return null
+      return Array.isArray(v) ? v.join(', ') : v
+    },
+  }
+}
+
+function responseOf(msg: http.IncomingMessage, url: URL, method: string): HttpResponse {
+  // The connection goes back to its pool only once the body has been read to its end: read
+  // the ones that have nothing in them now, so that callers need not.
+  if (method === 'HEAD' || msg.headers['content-length'] === '0' || msg.statusCode === 204 || msg.statusCode === 304) msg.resume()
+  return {
+    status: msg.statusCode ?? 0,
+    url: url.toString(),
+    headers: headerGetter(msg),
+    body: {
+      [Symbol.asyncIterator]: () => msg[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>,
+      cancel: async () => {
+        if (msg.destroyed || msg.readableEnded) return
+        const length = Number(msg.headers['content-length'] ?? Number.NaN)
+        if (msg.complete || length <= DRAIN_LIMIT) {
+          msg.on('error', () => {})
+          msg.resume()
+        } else msg.destroy()
+      },
+    },
+  }
+}
+
+/** Largest error body read (64 KiB). */
+export const MAX_ERROR_BODY = 64 * 1024
+
+/** Reads at most `max` bytes of a response body as text (the rest is discarded). */
+export async function cappedText(res: HttpResponse, max = MAX_ERROR_BODY): Promise<string> {
+  const chunks: Uint8Array[] = []
+  let n = 0
+  for await (const c of res.body) {
+    chunks.push(c)
+    n += c.length
+    if (n >= max) break
+  }
+  await res.body.cancel()
+  return Buffer.concat(chunks).subarray(0, max).toString('utf8')
+}
+
+const clients = new Map<string, HttpSend>()
+
+/**
+ * The request function for a CA setting; one per setting per process, so that every store
+ * that talks to the same registry shares its connections.
+ */
+export function httpClient(o: HttpClientOptions = {}): HttpSend {
+  const key = `${o.caFile ?? ''}|${o.idleTimeoutMs ?? ''}`
+  let send = clients.get(key)
+  if (!send) {
+    send = createHttpClient(o)
+    clients.set(key, send)
+  }
+  return send
+}
+
+/** A new request function with its own connection pools. */
+export function createHttpClient(o: HttpClientOptions = {}): HttpSend {
+  let ca: Buffer | undefined
+  if (o.caFile !== undefined) {
+    try {
+      ca = readFileSync(o.caFile)
+    } catch (e) {
+      throw new OcikitError('INVALID_ARGUMENT', `cannot read --ca-file ${o.caFile}: ${(e as Error).message}`, { cause: e })
+    }
+  }
+  // Loaded on first use: `node:https` brings TLS with it, and every CLI run would pay for it.
+  // Not through import(): the ESM view of node:http reads every export, and one of them loads
+  // Node's bundled undici (another 15 ms).
+  let plain: { mod: typeof http; agent: http.Agent } | undefined
+  let secure: { mod: typeof https; agent: https.Agent } | undefined
+  const timeout = o.idleTimeoutMs ?? 60_000
+  return async (url, init = {}) => {
+    let mod: typeof http | typeof https
+    let agent: http.Agent
+    if (url.protocol === 'https:') {
+      if (!secure) {
+        const m = process.getBuiltinModule('node:https')
+        secure = { mod: m, agent: new m.Agent({ keepAlive: true, maxSockets: 32, ...(ca ? { ca } : {}) }) }
+      }
+      ;({ mod, agent } = secure)
+    } else {
+      if (!plain) {
+        const m = process.getBuiltinModule('node:http')
+        plain = { mod: m, agent: new m.Agent({ keepAlive: true, maxSockets: 32 }) }
+      }
+      ;({ mod, agent } = plain)
+    }
+    return new Promise<HttpResponse>((resolve, reject) => {
+      const req = mod.request(url, {
+        method: init.method ?? 'GET',
+        headers: init.headers,
+        agent,
+        signal: init.signal,
+        timeout,
+      })
+      req.on('timeout', () => req.destroy(new Error(`no data for ${timeout / 1000} s`)))
+      let answered = false
+      req.on('error', (e) => {
+        if (!answered) reject(e)
+      })
+      req.on('response', (msg) => {
+        answered = true
+        resolve(responseOf(msg, url, init.method ?? 'GET'))
+      })
+      const body = init.body
+      if (body instanceof Readable) {
+        body.on('error', (e) => req.destroy(e))
+        // A server may answer (say 401) before reading the whole body: stop sending then.
+        req.on('close', () => body.destroy())
+        body.pipe(req)
+      } else req.end(body)
+    })
+  }
+}
