@@ -15,7 +15,7 @@ import lockfile from 'proper-lockfile'
 import { type Digest, DigestingStream, digestAlgorithm, digestHex, type Expected, parseDigest, verifiedAs, verifyBytes, verifyingStream } from '../../digest.ts'
 import { DigestMismatchError, InvalidDocumentError, isErrno, NotFoundError, OcikitError, SizeMismatchError } from '../../errors.ts'
 import type { IoOptions } from '../../image/types.ts'
-import type { BlobSource } from '../../image/view.ts'
+import { type BlobSource, chain } from '../../image/view.ts'
 import { canonicalJson } from '../../spec/canonical.ts'
 import { MediaType } from '../../spec/media-types.ts'
 import { type Descriptor, type Index, indexSchema, ociLayoutSchema } from '../../spec/schemas.ts'
@@ -151,9 +151,9 @@ export class OciLayout implements BlobSource {
       throw e
     }
     const file = fh.createReadStream({ highWaterMark: 1 << 20, signal: o?.signal })
-    const verify = verifyingStream(d, `${this.name} blob ${d.digest}`)
-    file.on('error', (e) => verify.destroy(e))
-    return file.pipe(verify)
+    // chain(), not pipe(): a small blob can be read to its end, and fail verification, before
+    // the caller attaches its own handlers; the error must wait for them, not crash the process.
+    return chain(file, verifyingStream(d, `${this.name} blob ${d.digest}`))
   }
 
   /** A whole small blob (manifest, config), verified; over 4 MiB is refused before reading. */

@@ -3,8 +3,9 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { test } from 'node:test'
-import { type Digest, digestOf } from '../../../src/digest.ts'
+import { type Digest, digestOf, verifyingStream } from '../../../src/digest.ts'
 import { isOcikitError } from '../../../src/errors.ts'
+import { chain } from '../../../src/image/view.ts'
 import { OciLayout } from '../../../src/stores/layout/layout.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
 
@@ -72,6 +73,26 @@ test('writeBlob whose source stream fails leaves nothing behind', async (t) => {
   assert.deepEqual(await snapshot(dir), before)
 })
 
+test('a stream that verifies itself is trusted only for its own digest: wrong bytes still write nothing', async (t) => {
+  const dir = await tempDir(t)
+  const l = await OciLayout.create(dir)
+  const before = await snapshot(dir)
+  const good = { digest: digestOf('good'), size: 4 }
+  // Same size, other bytes: the verifying stream (not a second hash) must catch it.
+  const lying = chain(Readable.from([Buffer.from('evil')]), verifyingStream(good, 'test blob'))
+  await assert.rejects(l.writeBlob(lying, good), (e) => isOcikitError(e, 'DIGEST_MISMATCH'))
+  // A verifying stream for another digest gets hashed as usual.
+  const other = chain(Readable.from([Buffer.from('evil')]), verifyingStream({ digest: digestOf('evil'), size: 4 }, 'test blob'))
+  await assert.rejects(l.writeBlob(other, good), (e) => isOcikitError(e, 'DIGEST_MISMATCH'))
+  assert.deepEqual(await snapshot(dir), before)
+  // More than one sync step (8 MiB) of verified bytes lands whole.
+  const big = Buffer.alloc(9 << 20, 7)
+  const d = { digest: digestOf(big), size: big.length }
+  const w = await l.writeBlob(chain(Readable.from([big.subarray(0, 5 << 20), big.subarray(5 << 20)]), verifyingStream(d, 'big blob')), d)
+  assert.deepEqual(w, { ...d, existed: false })
+  assert.ok((await fs.readFile(l.blobPath(d.digest))).equals(big))
+})
+
 test('a digest can never become a path outside blobs/', async (t) => {
   const l = await OciLayout.create(await tempDir(t))
   assert.throws(
@@ -91,6 +112,9 @@ test('reading a blob whose bytes do not match its name fails; a missing one is B
   const desc = { mediaType: 'application/octet-stream', digest: w.digest, size: 8 }
   await assert.rejects(l.readBlob(desc), (e) => isOcikitError(e, 'DIGEST_MISMATCH'))
   const s = await l.openBlob(desc)
+  // Left unread for a while: the small blob is read and fails verification before anyone
+  // listens, and the error must wait for the reader instead of crashing the process.
+  await new Promise((r) => setTimeout(r, 50))
   await assert.rejects(
     async () => {
       for await (const _ of s);
