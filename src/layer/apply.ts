@@ -18,8 +18,7 @@ import type { Image, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { compressionOf, decompressor } from './compress.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
-import { completeTarEnd } from './read.ts'
-import { entryOwner } from './tar-write.ts'
+import { completeTarEnd, entryOwner } from './read.ts'
 
 const run = promisify(execFile)
 

@@ -15,7 +15,7 @@ import type { IoOptions, Layer, Progress } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { type Compression, ociLayerType } from '../spec/media-types.ts'
 import { createTempFile } from '../temp-file.ts'
-import { compressor, decompressor } from './compress.ts'
+import { compressionBlockSize, compressor, decompressor } from './compress.ts'
 import type { LayerEntry } from './entry.ts'
 import { type DiffSourceOptions, diffEntries } from './source-diff.ts'
 import { type DirectorySourceOptions, directoryEntries } from './source-directory.ts'
@@ -77,7 +77,7 @@ export function resolveTimestamp(t: EncodeOptions['timestamp']): number {
  * beyond the compressor's blocks in flight.
  */
 export async function encodeLayer(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, sink: Writable, o: EncodeOptions = {}): Promise<LayerInfo> {
-  const tar = tarEntries(entries, resolveTimestamp(o.timestamp))
+  const tar = tarEntries(entries, resolveTimestamp(o.timestamp), { slabSize: compressionBlockSize(o.compression ?? 'gzip') })
   const info = await encodeTar(tar.stream, sink, o)
   const { entries: n } = await tar.stats
   return { ...info, entries: n, empty: n === 0 }

@@ -16,6 +16,7 @@ import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import { NotSupportedError, OcikitError } from '../errors.ts'
 import { type Compression, layerCompression } from '../spec/media-types.ts'
+import { releaseChunk } from './tar-write.ts'
 
 const deflateRaw = promisify(zlib.deflateRaw) as (b: Buffer, o: zlib.ZlibOptions) => Promise<Buffer>
 const zstdCompress = promisify(zlib.zstdCompress) as (b: Buffer, o: zlib.ZstdOptions) => Promise<Buffer>
@@ -24,6 +25,11 @@ const zstdCompress = promisify(zlib.zstdCompress) as (b: Buffer, o: zlib.ZstdOpt
 const GZIP_BLOCK = 1 << 20
 const ZSTD_BLOCK = 2 << 20
 const DICT = 32 << 10
+
+/** The size of the blocks a compression works in: a tar cut in chunks of this size is compressed without copying. */
+export function compressionBlockSize(c: Compression): number {
+  return c === 'zstd' ? ZSTD_BLOCK : GZIP_BLOCK
+}
 
 /** Options of a compressor. */
 export interface CompressOptions {
@@ -67,31 +73,50 @@ abstract class BlockCompressor extends Transform {
   protected abstract observe(block: Buffer): void
   #started = false
 
-  async #submit(block: Buffer, last: boolean): Promise<void> {
+  async #submit(block: Buffer, last: boolean, owned: Buffer[]): Promise<void> {
     if (!this.#started) {
       this.#started = true
       const h = this.header()
       if (h) this.push(h)
     }
     this.observe(block)
-    this.#queue.push(this.compressBlock(block, last))
+    const done = this.compressBlock(block, last)
+    // A tar slab goes back to its pool once the thread pool has compressed it.
+    if (owned.length)
+      void done.then(
+        () => owned.forEach(releaseChunk),
+        () => {},
+      )
+    this.#queue.push(done)
     while (this.#queue.length >= this.#concurrency) this.push(await (this.#queue.shift() as Promise<Buffer>))
   }
 
+  /** The collected parts as one buffer (copied, so the parts can be given back). */
+  #joinParts(): Buffer {
+    const all = Buffer.concat(this.#parts, this.#partsLength)
+    for (const p of this.#parts) releaseChunk(p)
+    this.#parts = []
+    this.#partsLength = 0
+    return all
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    // A chunk that is exactly one block (tar-write's slabs are) is compressed where it lies.
+    if (this.#partsLength === 0 && chunk.length === this.#blockSize) {
+      this.#submit(chunk, false, [chunk]).then(() => cb(), cb)
+      return
+    }
     this.#parts.push(chunk)
     this.#partsLength += chunk.length
     if (this.#partsLength < this.#blockSize) {
       cb()
       return
     }
-    const all = Buffer.concat(this.#parts, this.#partsLength)
-    this.#parts = []
-    this.#partsLength = 0
+    const all = this.#joinParts()
     const run = async () => {
       let off = 0
       while (all.length - off >= this.#blockSize) {
-        await this.#submit(all.subarray(off, off + this.#blockSize), false)
+        await this.#submit(all.subarray(off, off + this.#blockSize), false, [])
         off += this.#blockSize
       }
       if (off < all.length) {
@@ -104,7 +129,7 @@ abstract class BlockCompressor extends Transform {
 
   override _flush(cb: TransformCallback): void {
     const run = async () => {
-      await this.#submit(Buffer.concat(this.#parts, this.#partsLength), true)
+      await this.#submit(this.#joinParts(), true, [])
       for (const p of this.#queue.splice(0)) this.push(await p)
       const t = this.trailer()
       if (t) this.push(t)

@@ -23,6 +23,11 @@ export interface LayerEntry {
   readonly linkname?: string | undefined
   readonly devmajor?: number | undefined
   readonly devminor?: number | undefined
+  /**
+   * The file on disk that holds the content of a file entry, when there is one: a packer may
+   * read it directly instead of calling `open` or `read` (it must still hold `size` bytes).
+   */
+  readonly file?: string | undefined
   /** Opens the content of a file entry. */
   readonly open?: (() => Readable) | undefined
   /** Reads the whole content of a file entry; used for small files, which are read ahead. */

@@ -9,7 +9,6 @@ import { chain } from '../image/view.ts'
 import type { Compression } from '../spec/media-types.ts'
 import { decompressor } from './compress.ts'
 import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
-import { entryOwner } from './tar-write.ts'
 
 /** The compression of a blob, from its first bytes (gzip 1f8b, zstd 28b52ffd, else none). */
 export function sniffCompression(head: Uint8Array): Compression {
@@ -88,4 +87,11 @@ export async function* listTar(tar: Readable): AsyncGenerator<ListedEntry> {
 export async function* listLayerFile(file: string): AsyncGenerator<ListedEntry> {
   const c = await fileCompression(file)
   yield* listTar(chain(createReadStream(file), decompressor(c)))
+}
+
+/** The owner of a tar entry, taking PAX `uid`/`gid` records over the ustar fields (tar-stream does not). */
+export function entryOwner(h: tarStream.Header): { uid: number; gid: number } {
+  const pax = (h.pax ?? {}) as Record<string, string>
+  const num = (v: string | undefined, fallback: number | undefined) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : (fallback ?? 0))
+  return { uid: num(pax.uid, h.uid), gid: num(pax.gid, h.gid) }
 }

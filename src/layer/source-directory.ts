@@ -98,6 +98,7 @@ export async function entryFor(full: string, at: string, s: import('node:fs').St
       ...base,
       type: 'file',
       size: s.size,
+      file: full,
       open: () => createReadStream(full, { highWaterMark: 256 << 10 }).pipe(exactly(s.size, full)),
       read: async () => {
         const b = readFileSync(full)

@@ -1,127 +1,332 @@
 /**
  * Encodes layer entries as a tar stream, deterministically: every entry gets the same
- * timestamp, empty user and group names, and no atime/ctime. tar-stream writes ustar headers
- * and switches to PAX for long or non-ASCII names; this module adds PAX records for what
- * tar-stream cannot encode in ustar (ids over 0o777777, sizes of 8 GiB and more).
+ * timestamp, empty user and group names, and no atime/ctime. Headers are ustar; a PAX
+ * extended header is added for what ustar cannot hold (names over 100 bytes that cannot be
+ * split at a '/', non-ASCII names, link targets over 100 bytes, ids over 0o777777, sizes of
+ * 8 GiB and more). The bytes are the ones tar-stream's pack() writes for the same headers, so
+ * layers keep their digests across the change.
+ *
+ * Written here instead of using tar-stream's pack(): the tar is assembled straight into
+ * fixed-size slabs (file contents read with readSync into the slab), which the compressor takes
+ * as its blocks and hands back when they are compressed. tar-stream gives each entry its own
+ * stream, promise and buffers, and the parallel compressor then copied everything once more into
+ * blocks; on the bench tree that made the main thread the bottleneck of the whole layer build and
+ * left some 60 MB of garbage buffers for the GC (bench/layer.ts, docs/performance.md).
  */
-import type { Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
-import tarStream from 'tar-stream'
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { Readable } from 'node:stream'
+import { OcikitError } from '../errors.ts'
 import type { EntryType, LayerEntry } from './entry.ts'
 
-const TAR_TYPE: Record<EntryType, tarStream.Header['type']> = {
-  file: 'file',
-  directory: 'directory',
-  symlink: 'symlink',
-  hardlink: 'link',
-  fifo: 'fifo',
-  'char-device': 'character-device',
-  'block-device': 'block-device',
+const TYPEFLAG: Record<EntryType | 'pax', number> = {
+  file: 0x30,
+  hardlink: 0x31,
+  symlink: 0x32,
+  'char-device': 0x33,
+  'block-device': 0x34,
+  directory: 0x35,
+  fifo: 0x36,
+  pax: 0x78,
 }
-/** tar-stream writes ids as 6 octal digits; larger ids go in PAX records. */
+/** Largest id that fits the 6 octal digits of a ustar header; larger ids go in PAX records. */
 const MAX_OCTAL_ID = 0o777777
+/** Largest size that fits 11 octal digits; larger sizes go in PAX records (and base-256 in the header). */
 const MAX_OCTAL_SIZE = 0o77777777777
+const BLOCK = 512
 
 /** Counts of what a tar stream held. */
 export interface TarStats {
   entries: number
 }
 
-/** The tar header of an entry, stamped with `mtime` (seconds since the epoch). */
-export function tarHeader(e: LayerEntry, mtime: number): tarStream.Header {
+/** The fields of one ustar header. */
+interface HeaderFields {
+  name: string
+  type: EntryType | 'pax'
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  mtime: number
+  linkname: string
+  devmajor: number
+  devminor: number
+}
+
+const ascii = (s: string) => Buffer.byteLength(s) === s.length
+
+/** `n` in `width` octal digits and a space (all sevens when it does not fit). */
+function octal(n: number, width: number): string {
+  const s = n.toString(8)
+  return s.length > width ? `${'7'.repeat(width)} ` : `${s.padStart(width, '0')} `
+}
+
+/**
+ * Writes the 512-byte ustar header of `h` at `buf[off]`; false when ustar cannot hold the
+ * name or the link target (the caller then writes a PAX header first).
+ */
+function writeHeader(buf: Buffer, off: number, h: HeaderFields): boolean {
+  let name = h.name
+  let prefix = ''
+  if (!ascii(name)) return false
+  while (name.length > 100) {
+    const i = name.indexOf('/')
+    if (i === -1) return false
+    prefix += prefix ? `/${name.slice(0, i)}` : name.slice(0, i)
+    name = name.slice(i + 1)
+  }
+  if (prefix.length > 155) return false
+  if (Buffer.byteLength(h.linkname) > 100) return false
+  buf.fill(0, off, off + BLOCK)
+  buf.write(name, off)
+  buf.write(octal(h.mode & 0o7777, 6), off + 100, 'latin1')
+  buf.write(octal(h.uid, 6), off + 108, 'latin1')
+  buf.write(octal(h.gid, 6), off + 116, 'latin1')
+  if (h.size.toString(8).length > 11) {
+    // Base-256, as GNU tar and tar-stream write sizes past 11 octal digits.
+    buf[off + 124] = 0x80
+    let n = h.size
+    for (let i = 11; i > 0; i--) {
+      buf[off + 124 + i] = n & 0xff
+      n = Math.floor(n / 0x100)
+    }
+  } else buf.write(octal(h.size, 11), off + 124, 'latin1')
+  buf.write(octal(h.mtime, 11), off + 136, 'latin1')
+  buf[off + 156] = TYPEFLAG[h.type]
+  if (h.linkname) buf.write(h.linkname, off + 157)
+  buf.write('ustar\u000000', off + 257, 'latin1')
+  buf.write(octal(h.devmajor, 6), off + 329, 'latin1')
+  buf.write(octal(h.devminor, 6), off + 337, 'latin1')
+  if (prefix) buf.write(prefix, off + 345)
+  // The checksum counts its own field as eight spaces.
+  let sum = 8 * 32
+  for (let i = off; i < off + 148; i++) sum += buf[i] as number
+  for (let i = off + 156; i < off + BLOCK; i++) sum += buf[i] as number
+  buf.write(octal(sum, 6), off + 148, 'latin1')
+  return true
+}
+
+/** One PAX record: `LEN key=value\n`, where LEN counts the whole record, itself included. */
+function paxRecord(key: string, value: string): string {
+  const body = ` ${key}=${value}\n`
+  const len = Buffer.byteLength(body)
+  let digits = String(len).length
+  if (len + digits >= 10 ** digits) digits++
+  return `${len + digits}${body}`
+}
+
+/** The header fields of an entry, stamped with `mtime` (seconds since the epoch), and its PAX records if any. */
+function fieldsOf(e: LayerEntry, mtime: number): { h: HeaderFields; pax: Record<string, string> | undefined } {
   const pax: Record<string, string> = {}
   if (e.uid > MAX_OCTAL_ID) pax.uid = String(e.uid)
   if (e.gid > MAX_OCTAL_ID) pax.gid = String(e.gid)
   if (e.size > MAX_OCTAL_SIZE) pax.size = String(e.size)
-  const h: tarStream.Header = {
+  const h: HeaderFields = {
     name: e.type === 'directory' ? `${e.path}/` : e.path,
-    type: TAR_TYPE[e.type],
+    type: e.type,
     mode: e.mode,
     uid: Math.min(e.uid, MAX_OCTAL_ID),
     gid: Math.min(e.gid, MAX_OCTAL_ID),
-    uname: '',
-    gname: '',
     size: e.type === 'file' ? e.size : 0,
-    mtime: new Date(mtime * 1000),
+    mtime,
     linkname: e.linkname ?? '',
     devmajor: e.devmajor ?? 0,
     devminor: e.devminor ?? 0,
   }
-  if (Object.keys(pax).length > 0) h.pax = pax
-  return h
+  return { h, pax: Object.keys(pax).length > 0 ? pax : undefined }
 }
 
-/** Files up to this size are read whole, ahead of the tar writer; larger ones are streamed. */
-const SMALL_FILE = 1 << 20
-/** How far ahead small files are read: entries, and bytes held. */
-const READ_AHEAD_ENTRIES = 16
-const READ_AHEAD_BYTES = 4 << 20
+const pools = new WeakMap<ArrayBufferLike, SlabPool>()
 
-type Prepared = { entry: LayerEntry; content?: Promise<Uint8Array> | undefined }
+/** Reusable slabs: the tar is written into them and the compressor gives them back. */
+class SlabPool {
+  readonly size: number
+  readonly #free: Buffer[] = []
+  constructor(size: number) {
+    this.size = size
+  }
+  take(): Buffer {
+    const b = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.size)
+    pools.set(b.buffer, this)
+    return b
+  }
+  give(b: Buffer): void {
+    if (this.#free.length < 64) this.#free.push(b)
+  }
+}
 
 /**
- * Yields entries with the content of small files already being read, a bounded window ahead,
- * so that disk reads overlap with tar encoding and compression.
+ * Hands a chunk of a packed tar back for reuse, once its bytes are no longer needed (the
+ * compressor calls this after a block is compressed). Does nothing for other buffers.
+ * Whoever calls it must hold the only remaining use of the chunk.
  */
-async function* readAhead(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>): AsyncGenerator<Prepared> {
-  const window: Prepared[] = []
-  let bytes = 0
-  for await (const entry of entries) {
-    const small = entry.type === 'file' && entry.size > 0 && entry.size <= SMALL_FILE && entry.read !== undefined
-    const content = small ? entry.read?.() : undefined
-    content?.catch(() => {}) // observed when its turn comes
-    window.push({ entry, content })
-    bytes += small ? entry.size : 0
-    while (window.length > READ_AHEAD_ENTRIES || bytes > READ_AHEAD_BYTES) {
-      const p = window.shift() as Prepared
-      if (p.content) bytes -= p.entry.size
-      yield p
+export function releaseChunk(chunk: Uint8Array): void {
+  const pool = pools.get(chunk.buffer)
+  if (!pool) return
+  pools.delete(chunk.buffer)
+  pool.give(Buffer.from(chunk.buffer, 0, pool.size))
+}
+
+/** Writes bytes into slabs and collects the full ones. */
+class SlabWriter {
+  readonly #pool: SlabPool
+  #slab: Buffer
+  #pos = 0
+  readonly full: Buffer[] = []
+  constructor(pool: SlabPool) {
+    this.#pool = pool
+    this.#slab = pool.take()
+  }
+  #next(): void {
+    if (this.#pos < this.#slab.length) return
+    this.full.push(this.#slab)
+    this.#slab = this.#pool.take()
+    this.#pos = 0
+  }
+  /** Room for a 512-byte header: its buffer and offset (slabs are multiples of 512 bytes). */
+  header(): [Buffer, number] {
+    this.#next()
+    const at = this.#pos
+    this.#pos += BLOCK
+    return [this.#slab, at]
+  }
+  copy(src: Uint8Array): void {
+    let off = 0
+    while (off < src.length) {
+      this.#next()
+      const n = Math.min(src.length - off, this.#slab.length - this.#pos)
+      this.#slab.set(src.subarray(off, off + n), this.#pos)
+      this.#pos += n
+      off += n
     }
   }
-  yield* window
+  zeros(n: number): void {
+    while (n > 0) {
+      this.#next()
+      const k = Math.min(n, this.#slab.length - this.#pos)
+      this.#slab.fill(0, this.#pos, this.#pos + k)
+      this.#pos += k
+      n -= k
+    }
+  }
+  /** Reads `size` bytes of an open file into the slabs; false if the file ended early. */
+  readFile(fd: number, size: number): boolean {
+    let left = size
+    while (left > 0) {
+      this.#next()
+      const n = readSync(fd, this.#slab, this.#pos, Math.min(left, this.#slab.length - this.#pos), null)
+      if (n === 0) return false
+      this.#pos += n
+      left -= n
+    }
+    return true
+  }
+  pad(size: number): void {
+    const r = size % BLOCK
+    if (r) this.zeros(BLOCK - r)
+  }
+  /** What is left: the partly filled slab. */
+  rest(): Buffer {
+    return this.#slab.subarray(0, this.#pos)
+  }
 }
+
+function writeEntryHeader(w: SlabWriter, e: LayerEntry, mtime: number): void {
+  const { h, pax } = fieldsOf(e, mtime)
+  if (!pax) {
+    const [buf, at] = w.header()
+    if (writeHeader(buf, at, h)) return
+    // Not representable in ustar (writeHeader wrote nothing): the PAX form goes in the same place.
+    writePax(w, h, pax, buf, at)
+    return
+  }
+  const [buf, at] = w.header()
+  writePax(w, h, pax, buf, at)
+}
+
+/** A PAX header (path, link target and `pax` records) at `buf[at]`, its records, then the entry's own header. */
+function writePax(w: SlabWriter, h: HeaderFields, pax: Record<string, string> | undefined, buf: Buffer, at: number): void {
+  let records = paxRecord('path', h.name)
+  if (h.linkname) records += paxRecord('linkpath', h.linkname)
+  for (const [k, v] of Object.entries(pax ?? {})) records += paxRecord(k, v)
+  const body = Buffer.from(records)
+  const named = { ...h, name: 'PaxHeader', linkname: h.linkname ? 'PaxHeader' : '' }
+  writeHeader(buf, at, { ...named, type: 'pax', size: body.length })
+  w.copy(body)
+  w.pad(body.length)
+  const [b2, at2] = w.header()
+  writeHeader(b2, at2, named)
+}
+
+async function copyContent(w: SlabWriter, e: LayerEntry): Promise<void> {
+  const wrong = (n: number) => new OcikitError('INVALID_ARGUMENT', `${e.file ?? e.path} ${n > e.size ? 'grew' : 'shrank'} while being read; layer aborted`)
+  if (e.file !== undefined) {
+    const fd = openSync(e.file, 'r')
+    try {
+      if (!w.readFile(fd, e.size)) throw wrong(0)
+      const now = fstatSync(fd).size
+      if (now !== e.size) throw wrong(now)
+    } finally {
+      closeSync(fd)
+    }
+    return
+  }
+  let n = 0
+  const take = (c: Uint8Array) => {
+    n += c.length
+    if (n > e.size) throw wrong(n)
+    w.copy(c)
+  }
+  if (e.read) take(await e.read())
+  else if (e.open) for await (const c of e.open()) take(c as Uint8Array)
+  else throw new OcikitError('INVALID_ARGUMENT', `layer entry ${e.path} has no content`)
+  if (n !== e.size) throw wrong(n)
+}
+
+/** Bytes of the slabs a tar is written into by default. */
+export const DEFAULT_SLAB = 1 << 20
 
 /**
- * A tar stream of the entries, produced with back-pressure (files are read only as fast as
- * the consumer takes the tar). `stats` resolves when the last entry is written. An error in a
- * source fails the stream.
+ * A tar stream of the entries, produced as the consumer reads it (files are read only as fast
+ * as the tar is taken), in chunks of `slabSize` bytes (a multiple of 512) except the last.
+ * `stats` resolves when the last entry is written. An error in a source fails the stream.
  */
-export function tarEntries(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, mtime: number): { stream: Readable; stats: Promise<TarStats> } {
-  const pack = tarStream.pack()
-  const add = (header: tarStream.Header, content?: Uint8Array) =>
-    new Promise<void>((resolve, reject) => {
-      const cb = (err?: Error | null) => (err ? reject(err) : resolve())
-      if (content) pack.entry(header, Buffer.from(content.buffer, content.byteOffset, content.byteLength), cb)
-      // A file entry given no buffer waits for its body to be written: give empty files an empty one.
-      else if (header.type === 'file') pack.entry(header, Buffer.alloc(0), cb)
-      else pack.entry(header, cb)
-    })
-  const stats = (async () => {
+export function tarEntries(
+  entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>,
+  mtime: number,
+  o: { slabSize?: number | undefined } = {},
+): { stream: Readable; stats: Promise<TarStats> } {
+  const slabSize = o.slabSize ?? DEFAULT_SLAB
+  if (slabSize % BLOCK !== 0 || slabSize <= 0) throw new OcikitError('INVALID_ARGUMENT', `tar slab size must be a multiple of 512, got ${slabSize}`)
+  let done: (s: TarStats) => void = () => {}
+  let failed: (e: unknown) => void = () => {}
+  const stats = new Promise<TarStats>((resolve, reject) => {
+    done = resolve
+    failed = reject
+  })
+  stats.catch(() => {}) // surfaced through the stream; callers awaiting stats still see it
+  async function* produce(): AsyncGenerator<Buffer> {
+    const w = new SlabWriter(new SlabPool(slabSize))
     let n = 0
     try {
-      for await (const { entry: e, content } of readAhead(entries)) {
-        const header = tarHeader(e, mtime)
-        if (content) await add(header, await content)
-        else if (e.type === 'file' && e.size > 0) {
-          if (!e.open) throw new Error(`layer entry ${e.path} has no content`)
-          await pipeline(e.open(), pack.entry(header))
-        } else await add(header)
+      for await (const e of entries) {
+        writeEntryHeader(w, e, mtime)
+        if (e.type === 'file' && e.size > 0) {
+          await copyContent(w, e)
+          w.pad(e.size)
+        }
         n++
+        if (w.full.length) yield* w.full.splice(0)
       }
-      pack.finalize()
-      return { entries: n }
-    } catch (err) {
-      pack.destroy(err as Error)
-      throw err
+      w.zeros(2 * BLOCK)
+      yield* w.full.splice(0)
+      const rest = w.rest()
+      if (rest.length) yield rest
+      done({ entries: n })
+    } catch (e) {
+      failed(e)
+      throw e
     }
-  })()
-  stats.catch(() => {}) // surfaced through the stream; callers awaiting stats still see it
-  return { stream: pack as unknown as Readable, stats }
-}
-
-/** The owner of a tar entry, taking PAX `uid`/`gid` records over the ustar fields (tar-stream does not). */
-export function entryOwner(h: tarStream.Header): { uid: number; gid: number } {
-  const pax = (h.pax ?? {}) as Record<string, string>
-  const num = (v: string | undefined, fallback: number | undefined) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : (fallback ?? 0))
-  return { uid: num(pax.uid, h.uid), gid: num(pax.gid, h.gid) }
+  }
+  return { stream: Readable.from(produce(), { objectMode: false, highWaterMark: 1 }), stats }
 }
