@@ -1,7 +1,7 @@
 /**
- * Layer benchmark: ocikit's gzip, zstd and single-threaded gzip layers against `umoci insert`
- * of the same tree, each in its own process, median of N runs, with peak memory from
- * /usr/bin/time. Usage: node bench/layer.ts [--mb 120] [--runs 5] [--big]
+ * Layer benchmark: `ocikit layer create` with gzip, zstd and single-threaded gzip against
+ * `umoci insert` of the same tree, each in its own process, median of N runs, with peak memory
+ * from /usr/bin/time. ocikit runs as installed (bin/ocikit.js and the built dist/). Usage: node bench/layer.ts [--mb 120] [--runs 5] [--big]
  * (--big adds one ocikit run on a 2 GiB tree, for peak memory).
  */
 import { execFile, execFileSync } from 'node:child_process'
@@ -49,10 +49,14 @@ async function timed(cmd: string, argv: string[]): Promise<{ sample: Sample; std
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
-async function ocikitLayer(dir: string, compression: string, level = '', concurrency = ''): Promise<Sample> {
+/** One `ocikit layer create` run, through the installed command (bin/ocikit.js and the built dist/). */
+async function ocikitLayer(dir: string, compression: string, level = '', threads = ''): Promise<Sample> {
   const out = fs.mkdtempSync(path.join(work, 'out-'))
   try {
-    const { sample, stdout } = await timed(process.execPath, [path.join(root, 'bench/encode-one.ts'), dir, out, compression, level, concurrency])
+    const argv = [path.join(root, 'bin/ocikit.js'), 'layer', 'create', dir, '-o', path.join(out, 'layer'), '--compression', compression, '-q', '--json']
+    if (level) argv.push('--level', level)
+    if (threads) argv.push('--threads', threads)
+    const { sample, stdout } = await timed(process.execPath, argv)
     return { ...sample, bytes: JSON.parse(stdout).size }
   } finally {
     fs.rmSync(out, { recursive: true, force: true })

@@ -1,5 +1,8 @@
 /** Entry point of the `ocikit` command. Exit status: 0 success, 1 failure, 2 usage error. */
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { CommanderError } from 'commander'
+import { setGarbageCollector } from '../memory.ts'
 import { reportError } from './output.ts'
 import { buildProgram } from './program.ts'
 
@@ -17,5 +20,11 @@ async function run(argv: string[]): Promise<number> {
     return reportError(e, argv.includes('--debug'))
   }
 }
+
+// Full collections every few megabytes streamed keep dead buffers from piling up (src/memory.ts):
+// building the bench tree's layer peaks at about 115 MB instead of 150. The flag makes `gc`
+// exist in contexts created after it; the one made here only hands the function out.
+v8.setFlagsFromString('--expose-gc')
+setGarbageCollector(vm.runInNewContext('gc') as () => void)
 
 process.exitCode = await run(process.argv)

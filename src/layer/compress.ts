@@ -15,6 +15,7 @@ import { PassThrough, Transform, type TransformCallback } from 'node:stream'
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import { NotSupportedError, OcikitError } from '../errors.ts'
+import { noteStreamed } from '../memory.ts'
 import { type Compression, layerCompression } from '../spec/media-types.ts'
 import { releaseChunk } from './tar-write.ts'
 
@@ -80,6 +81,7 @@ abstract class BlockCompressor extends Transform {
       if (h) this.push(h)
     }
     this.observe(block)
+    noteStreamed(block.length)
     const done = this.compressBlock(block, last)
     // A tar slab goes back to its pool once the thread pool has compressed it.
     if (owned.length)

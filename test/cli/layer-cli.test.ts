@@ -34,6 +34,8 @@ test('layer create prints digest, diffID and size that match the file; layer ls 
   assert.match(info.diffId, /^sha256:/)
   const human = await ocikit(['layer', 'create', a, '-o', out, '--prefix', '/app'])
   assert.match(human.stdout, new RegExp(`digest:\\s+${info.digest}`), 'the same input gives the same digest')
+  const one = await ocikit(['layer', 'create', a, '-o', `${out}.1`, '--prefix', '/app', '--threads', '1', '--json'])
+  assert.equal(JSON.parse(one.stdout).digest, info.digest, 'one compression thread gives the same bytes')
   const ls = await ocikit(['layer', 'ls', out])
   assert.match(ls.stdout, /^directory 0755 0:0 .* app$/m)
   assert.match(ls.stdout, /link .* app\/hard-c -> app\/hard-a/)
@@ -63,6 +65,7 @@ test('bad input to layer commands: one clear error, nothing written', async (t) 
     [['layer', 'create', a, '-o', path.join(dir, 'x.tgz'), '--level', '12'], /1 to 9/],
     [['layer', 'create', a, '-o', path.join(dir, 'x.tgz'), '--timestamp', 'soon'], /invalid timestamp/],
     [['layer', 'create', a, '-o', path.join(dir, 'x.tgz'), '--chown', 'root'], /numeric UID:GID/],
+    [['layer', 'create', a, '-o', path.join(dir, 'x.tgz'), '--threads', '0'], /--threads takes a whole number/],
   ] as const) {
     const r = await ocikit([...args])
     assert.notEqual(r.code, 0, args.join(' '))

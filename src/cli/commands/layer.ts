@@ -13,6 +13,7 @@ export interface LayerCliOptions {
   prefix?: string
   compression: 'gzip' | 'zstd' | 'none'
   level?: number
+  threads?: number
   timestamp?: string
   chown?: { uid: number; gid: number }
   ignoreFile?: string | false
@@ -31,6 +32,13 @@ export function addLayerOptions(c: Command): Command {
     .option('--prefix <path>', 'where the content goes in the image, e.g. /app (default: /)')
     .addOption(new Option('--compression <kind>', 'layer compression').choices(['gzip', 'zstd', 'none']).default('gzip'))
     .addOption(new Option('--level <n>', 'compression level (gzip 1-9, default 4; zstd 1-19, default 3)').argParser((v) => Number(v)))
+    .addOption(
+      new Option('--threads <n>', 'blocks compressed at once (default: cores + 1); the output is the same for any number').argParser((v) => {
+        const n = Number(v)
+        if (!Number.isInteger(n) || n < 1) throw new OcikitError('INVALID_ARGUMENT', `--threads takes a whole number of at least 1, got '${v}'`)
+        return n
+      }),
+    )
     .option('--timestamp <time>', 'time stamped on every entry: seconds since the epoch or ISO 8601 (default: $SOURCE_DATE_EPOCH, else 1970-01-01)')
     .addOption(new Option('--chown <uid:gid>', 'owner of every entry (default 0:0)').argParser(parseChown))
     .option('--ignore-file <file>', 'ignore rules in .dockerignore syntax (default: DIR/.ociignore, else DIR/.dockerignore)')
@@ -40,7 +48,7 @@ export function addLayerOptions(c: Command): Command {
 
 /** The encode options a layer command's flags say. */
 export function encodeOptions(o: LayerCliOptions): EncodeOptions {
-  return { compression: o.compression, level: o.level, timestamp: o.timestamp }
+  return { compression: o.compression, level: o.level, timestamp: o.timestamp, concurrency: o.threads }
 }
 
 function printInfo(info: LayerInfo, file: string, json: boolean | undefined): void {

@@ -1,0 +1,31 @@
+/**
+ * Prompting garbage collection during long streaming work. A layer build or a blob transfer
+ * allocates its data as Buffers outside the JavaScript heap; V8 collects them only when
+ * that external memory has grown by some 64 MB since the last collection, so a stream holds
+ * tens of megabytes of dead buffers at any time. The command-line program installs a
+ * collector (see cli/main.ts); the library then asks for a collection after every
+ * {@link GC_STEP} bytes it streams. Library users keep their own GC policy: without a
+ * collector installed, nothing happens.
+ */
+
+/** Bytes streamed between two collections. */
+export const GC_STEP = 16 << 20
+
+let collector: (() => void) | undefined
+let streamed = 0
+
+/** Installs (or, with undefined, removes) the function that runs a full garbage collection. */
+export function setGarbageCollector(fn: (() => void) | undefined): void {
+  collector = fn
+  streamed = 0
+}
+
+/** Records `bytes` streamed; runs the installed collector once every {@link GC_STEP} bytes. */
+export function noteStreamed(bytes: number): void {
+  if (!collector) return
+  streamed += bytes
+  if (streamed >= GC_STEP) {
+    streamed = 0
+    collector()
+  }
+}
