@@ -26,6 +26,8 @@ const zstdCompress = promisify(zlib.zstdCompress) as (b: Buffer, o: zlib.ZstdOpt
 const GZIP_BLOCK = 1 << 20
 const ZSTD_BLOCK = 2 << 20
 const DICT = 32 << 10
+/** Output chunk of the one-shot compressors (Node's default is 16 KiB). */
+const OUTPUT_CHUNK = 1 << 20
 
 /** The size of the blocks a compression works in: a tar cut in chunks of this size is compressed without copying. */
 export function compressionBlockSize(c: Compression): number {
@@ -159,7 +161,13 @@ class ParallelGzip extends BlockCompressor {
     this.#length = (this.#length + block.length) % 2 ** 32
   }
   protected compressBlock(block: Buffer, last: boolean): Promise<Buffer> {
-    const opts: zlib.ZlibOptions = { level: this.#level, finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH }
+    // An output chunk as large as the block: one trip to the thread pool per block instead of one
+    // per 16 KiB of output, each of which costs the main thread a callback.
+    const opts: zlib.ZlibOptions = {
+      level: this.#level,
+      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+      chunkSize: OUTPUT_CHUNK,
+    }
     if (this.#dict) opts.dictionary = this.#dict
     // Copy: the block may be a view of a buffer that is reused after this call.
     this.#dict = Buffer.from(block.subarray(Math.max(0, block.length - DICT)))
@@ -191,6 +199,7 @@ class ParallelZstd extends BlockCompressor {
     if (last && block.length === 0 && this.#frames > 0) return Promise.resolve(Buffer.alloc(0))
     this.#frames++
     return zstdCompress(block, {
+      chunkSize: OUTPUT_CHUNK,
       params: { [zlib.constants.ZSTD_c_compressionLevel]: this.#level, [zlib.constants.ZSTD_c_checksumFlag]: 1 },
       pledgedSrcSize: block.length,
     } as zlib.ZstdOptions)
