@@ -63,8 +63,14 @@ export interface LayoutWriteOptions extends IoOptions {
 async function writeImageBlobs(layout: OciLayout, img: Image, o: LayoutWriteOptions, limit: ReturnType<typeof pLimit>): Promise<void> {
   const manifest = await img.manifest()
   const layers = await img.layers()
-  await Promise.all(
-    layers.map((layer, i) =>
+  // The config (small) travels beside the layers; the manifest goes last, once all it names is in place.
+  const config = (async () => {
+    const written = await layout.writeBlob(await img.rawConfig(), manifest.config, o)
+    o.onBlob?.(written)
+  })()
+  await Promise.all([
+    config,
+    ...layers.map((layer, i) =>
       limit(async () => {
         const d = manifest.layers[i] as Descriptor
         if (await layout.hasBlob(d.digest, d.size)) {
@@ -83,10 +89,7 @@ async function writeImageBlobs(layout: OciLayout, img: Image, o: LayoutWriteOpti
         o.onBlob?.(w)
       }),
     ),
-  )
-  // Not `o.onBlob?.(await write())`: optional calls skip evaluating their arguments.
-  const config = await layout.writeBlob(await img.rawConfig(), manifest.config, o)
-  o.onBlob?.(config)
+  ])
   const written = await layout.writeBlob(await img.rawManifest(), { digest: await img.digest() }, o)
   o.onBlob?.(written)
 }
