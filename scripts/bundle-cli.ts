@@ -16,6 +16,8 @@ await build({
   target: 'node22',
   sourcemap: 'linked',
   logLevel: 'warning',
+  // A native addon, optional: loaded from node_modules when present.
+  external: ['fs-xattr'],
   // Packages written as CommonJS call require() for Node's own modules.
   banner: { js: "import { createRequire as __ocikitCreateRequire } from 'node:module'; const require = __ocikitCreateRequire(import.meta.url);" },
 })

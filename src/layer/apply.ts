@@ -19,6 +19,7 @@ import { chain } from '../image/view.ts'
 import { compressionOf, decompressor } from './compress.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
 import { completeTarEnd, entryOwner } from './read.ts'
+import { xattrApi, xattrsOfPax } from './xattr.ts'
 
 const run = promisify(execFile)
 
@@ -33,6 +34,11 @@ export interface ApplyOptions {
   maxSize?: number | undefined
   /** Restore file owners (default: when running as root). */
   restoreOwnership?: boolean | undefined
+  /**
+   * Restore extended attributes from `SCHILY.xattr.` PAX records (default true; needs the
+   * optional fs-xattr module, else they are skipped with a notice).
+   */
+  xattrs?: boolean | undefined
 }
 
 /** What applying a layer did. */
@@ -195,6 +201,7 @@ class Applier {
         if (!existing?.isDirectory()) await fs.mkdir(target, { mode })
         body.resume()
         await this.owner(target, header) // before chmod: chown clears setuid and setgid
+        await this.xattrs(target, rel, header)
         await fs.chmod(target, mode)
         this.dirTimes.push({ path: target, mtime })
         return
@@ -211,6 +218,7 @@ class Applier {
         }
         this.stats.bytes += header.size ?? 0
         await this.owner(target, header) // before chmod: chown clears setuid and setgid
+        await this.xattrs(target, rel, header)
         await fs.chmod(target, mode)
         await fs.utimes(target, mtime, mtime)
         return
@@ -269,6 +277,25 @@ class Applier {
         body.resume()
         this.stats.skipped++
         this.notice(`type-${header.type}`, `skipped ${rel}: tar entry type '${header.type}' is not supported`)
+    }
+  }
+
+  /** Sets the entry's extended attributes, after its owner (a chown drops file capabilities). */
+  async xattrs(target: string, rel: string, header: tarStream.Header): Promise<void> {
+    const attrs = this.o.xattrs === false ? [] : xattrsOfPax(header.pax as Record<string, string> | undefined)
+    if (attrs.length === 0) return
+    const api = await xattrApi()
+    if (!api) {
+      this.notice('xattr-module', `extended attributes not restored (${rel} and others): the optional fs-xattr module is not installed`)
+      return
+    }
+    for (const [name, value] of attrs) {
+      try {
+        await api.setAttribute(target, name, Buffer.from(value, 'utf8'))
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? 'error'
+        this.notice(`xattr-${code}-${name.split('.')[0]}`, `extended attribute ${name} of ${rel} (and others like it) not restored: ${code}`)
+      }
     }
   }
 

@@ -21,6 +21,8 @@ export interface LayerEntry {
   readonly size: number
   /** Target of a symlink (as written), or the layer path a hardlink points to. */
   readonly linkname?: string | undefined
+  /** Extended attributes (name → value), written as PAX `SCHILY.xattr.` records. */
+  readonly xattrs?: Readonly<Record<string, Uint8Array>> | undefined
   readonly devmajor?: number | undefined
   readonly devminor?: number | undefined
   /**

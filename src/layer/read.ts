@@ -9,6 +9,7 @@ import { chain } from '../image/view.ts'
 import type { Compression } from '../spec/media-types.ts'
 import { decompressor } from './compress.ts'
 import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
+import { xattrsOfPax } from './xattr.ts'
 
 /** The compression of a blob, from its first bytes (gzip 1f8b, zstd 28b52ffd, else none). */
 export function sniffCompression(head: Uint8Array): Compression {
@@ -62,6 +63,8 @@ export interface ListedEntry {
   linkname?: string | undefined
   /** For whiteouts: what they delete (`path`), or the directory an opaque whiteout hides. */
   whiteout?: { kind: 'delete' | 'opaque'; target: string } | undefined
+  /** Names of the extended attributes the entry carries. */
+  xattrs?: string[] | undefined
 }
 
 /** Lists the entries of an uncompressed tar stream. */
@@ -79,7 +82,17 @@ export async function* listTar(tar: Readable): AsyncGenerator<ListedEntry> {
     let whiteout: ListedEntry['whiteout']
     if (base === OPAQUE_WHITEOUT) whiteout = { kind: 'opaque', target: dir || '.' }
     else if (base.startsWith(WHITEOUT_PREFIX)) whiteout = { kind: 'delete', target: (dir ? `${dir}/` : '') + base.slice(WHITEOUT_PREFIX.length) }
-    yield { path, type: h.type ?? 'file', mode: h.mode ?? 0, ...entryOwner(h), size: h.size ?? 0, linkname: h.linkname ?? undefined, whiteout }
+    const xattrs = xattrsOfPax(h.pax as Record<string, string> | undefined).map(([name]) => name)
+    yield {
+      path,
+      type: h.type ?? 'file',
+      mode: h.mode ?? 0,
+      ...entryOwner(h),
+      size: h.size ?? 0,
+      linkname: h.linkname ?? undefined,
+      whiteout,
+      ...(xattrs.length ? { xattrs } : {}),
+    }
   }
 }
 

@@ -9,7 +9,8 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { OcikitError } from '../errors.ts'
 import { cleanPrefix, compareNames, type LayerEntry, OPAQUE_WHITEOUT, prefixEntries, WHITEOUT_PREFIX } from './entry.ts'
-import { entryFor, sortedNames, type WalkContext, walkTree } from './source-directory.ts'
+import { entryFor, sortedNames, type WalkContext, walkTree, xattrsFor } from './source-directory.ts'
+import { readXattrs, type XattrApi } from './xattr.ts'
 
 /** Options for a tree-diff layer source. */
 export interface DiffSourceOptions {
@@ -18,6 +19,8 @@ export interface DiffSourceOptions {
   uid?: number | undefined
   gid?: number | undefined
   onNotice?: ((message: string) => void) | undefined
+  /** Keep extended attributes, and count a change of them as a change (needs the optional fs-xattr module). */
+  xattrs?: boolean | undefined
 }
 
 function kind(s: Stats): string {
@@ -49,9 +52,16 @@ async function sameContent(a: string, b: string): Promise<boolean> {
   }
 }
 
+function sameXattrs(a: Record<string, Buffer> = {}, b: Record<string, Buffer> = {}): boolean {
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && Buffer.compare(a[k] as Buffer, b[k] as Buffer) === 0)
+}
+
 /** True when an object present in both trees with the same kind has changed. */
-async function changed(oldFull: string, newFull: string, o: Stats, n: Stats): Promise<boolean> {
+async function changed(oldFull: string, newFull: string, o: Stats, n: Stats, xattrs: XattrApi | undefined): Promise<boolean> {
   if ((o.mode & 0o7777) !== (n.mode & 0o7777)) return true
+  if (xattrs && !o.isSymbolicLink() && !sameXattrs(readXattrs(xattrs, oldFull), readXattrs(xattrs, newFull))) return true
   if (o.isDirectory()) return false
   if (o.isSymbolicLink()) return (await fs.readlink(oldFull)) !== (await fs.readlink(newFull))
   if (o.isFile()) {
@@ -78,12 +88,14 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
   }
   const oldRoot = path.resolve(oldDir)
   const newRoot = path.resolve(newDir)
-  const ctx: WalkContext = { uid: o.uid ?? 0, gid: o.gid ?? 0, inodes: new Map(), onNotice: o.onNotice }
+  const ctx: WalkContext = { uid: o.uid ?? 0, gid: o.gid ?? 0, inodes: new Map(), onNotice: o.onNotice, xattrs: await xattrsFor(o.xattrs) }
   const prefix = cleanPrefix(o.prefix)
   const at = (rel: string) => (prefix ? `${prefix}/${rel}` : rel)
   const dirEntry = async (rel: string): Promise<LayerEntry> => {
-    const s = await fs.lstat(path.join(newRoot, rel))
-    return { path: at(rel), type: 'directory', mode: s.mode & 0o7777, uid: ctx.uid, gid: ctx.gid, size: 0 }
+    const full = path.join(newRoot, rel)
+    const s = await fs.lstat(full)
+    const xattrs = ctx.xattrs ? readXattrs(ctx.xattrs, full) : undefined
+    return { path: at(rel), type: 'directory', mode: s.mode & 0o7777, uid: ctx.uid, gid: ctx.gid, size: 0, ...(xattrs ? { xattrs } : {}) }
   }
   const whiteout = (rel: string, name: string): LayerEntry => ({
     path: at(rel ? `${rel}/${name}` : name),
@@ -130,7 +142,7 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
       const ns = await fs.lstat(newFull)
       if (os && kind(os) === kind(ns) && ns.isDirectory()) {
         const self = await dirEntry(childRel)
-        if (await changed(oldFull, newFull, os, ns)) {
+        if (await changed(oldFull, newFull, os, ns, ctx.xattrs)) {
           yield* flush()
           yield self
         } else pendingDirs.push(self)
@@ -139,7 +151,7 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
         if (pendingDirs[pendingDirs.length - 1] === self) pendingDirs.pop()
         continue
       }
-      if (os && kind(os) === kind(ns) && !(await changed(oldFull, newFull, os, ns))) continue
+      if (os && kind(os) === kind(ns) && !(await changed(oldFull, newFull, os, ns, ctx.xattrs))) continue
       // Added, changed, or of another kind than before: the new object replaces the old.
       const e = await entryFor(newFull, at(childRel), ns, ctx)
       if (!e) continue

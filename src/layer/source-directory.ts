@@ -10,6 +10,7 @@ import { Transform } from 'node:stream'
 import dockerignore from '@balena/dockerignore'
 import { OcikitError } from '../errors.ts'
 import { cleanPrefix, compareNames, type LayerEntry, prefixEntries } from './entry.ts'
+import { readXattrs, requireXattrApi, type XattrApi } from './xattr.ts'
 
 /** Options for reading a directory into layer entries. */
 export interface DirectorySourceOptions {
@@ -27,6 +28,8 @@ export interface DirectorySourceOptions {
   ignore?: readonly string[] | undefined
   /** Told about things skipped or assumed (sockets, the ignore file in use). */
   onNotice?: ((message: string) => void) | undefined
+  /** Keep extended attributes (needs the optional fs-xattr module; default false). */
+  xattrs?: boolean | undefined
 }
 
 async function loadIgnore(dir: string, o: DirectorySourceOptions): Promise<{ ignores: (p: string) => boolean; negations: boolean } | undefined> {
@@ -83,11 +86,14 @@ export interface WalkContext {
   /** First layer path seen for each multiply-linked inode (`dev:ino`). */
   readonly inodes: Map<string, string>
   readonly onNotice?: ((message: string) => void) | undefined
+  /** Set when extended attributes are kept. */
+  readonly xattrs?: XattrApi | undefined
 }
 
 /** The entry for one filesystem object at layer path `at`, or undefined for what a layer cannot hold. */
 export async function entryFor(full: string, at: string, s: import('node:fs').Stats, ctx: WalkContext): Promise<LayerEntry | undefined> {
-  const base = { path: at, mode: s.mode & 0o7777, uid: ctx.uid, gid: ctx.gid, size: 0 }
+  const xattrs = ctx.xattrs && !s.isSymbolicLink() ? readXattrs(ctx.xattrs, full) : undefined
+  const base = { path: at, mode: s.mode & 0o7777, uid: ctx.uid, gid: ctx.gid, size: 0, ...(xattrs ? { xattrs } : {}) }
   if (s.isDirectory()) return { ...base, type: 'directory' }
   if (s.isFile()) {
     const key = `${s.dev}:${s.ino}`
@@ -118,6 +124,11 @@ export async function entryFor(full: string, at: string, s: import('node:fs').St
   }
   ctx.onNotice?.(`skipped ${full}: sockets cannot be stored in a layer`)
   return undefined
+}
+
+/** The xattr module when `wanted`; NOT_SUPPORTED when wanted but not installed. */
+export async function xattrsFor(wanted: boolean | undefined): Promise<XattrApi | undefined> {
+  return wanted ? requireXattrApi() : undefined
 }
 
 /** Sorted names of a directory's children. */
@@ -157,7 +168,7 @@ export async function* directoryEntries(dir: string, o: DirectorySourceOptions =
     throw new OcikitError('INVALID_ARGUMENT', `cannot read directory ${dir}: ${(e as Error).message}`, { cause: e })
   })
   if (!st.isDirectory()) throw new OcikitError('INVALID_ARGUMENT', `${dir} is not a directory`)
-  const ctx: WalkContext = { uid: o.uid ?? 0, gid: o.gid ?? 0, inodes: new Map(), onNotice: o.onNotice }
+  const ctx: WalkContext = { uid: o.uid ?? 0, gid: o.gid ?? 0, inodes: new Map(), onNotice: o.onNotice, xattrs: await xattrsFor(o.xattrs) }
   const prefix = cleanPrefix(o.prefix)
   const ig = await loadIgnore(root, o)
   yield* prefixEntries(prefix, ctx.uid, ctx.gid)

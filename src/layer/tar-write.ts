@@ -17,6 +17,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { Readable } from 'node:stream'
 import { OcikitError } from '../errors.ts'
 import type { EntryType, LayerEntry } from './entry.ts'
+import { XATTR_PAX_PREFIX } from './xattr.ts'
 
 const TYPEFLAG: Record<EntryType | 'pax', number> = {
   file: 0x30,
@@ -106,21 +107,23 @@ function writeHeader(buf: Buffer, off: number, h: HeaderFields): boolean {
   return true
 }
 
-/** One PAX record: `LEN key=value\n`, where LEN counts the whole record, itself included. */
-function paxRecord(key: string, value: string): string {
-  const body = ` ${key}=${value}\n`
-  const len = Buffer.byteLength(body)
-  let digits = String(len).length
-  if (len + digits >= 10 ** digits) digits++
-  return `${len + digits}${body}`
+/** One PAX record: `LEN key=value\n`, where LEN counts the whole record in bytes, itself included. */
+function paxRecord(key: string, value: string | Uint8Array): Buffer {
+  const body = Buffer.concat([Buffer.from(` ${key}=`), typeof value === 'string' ? Buffer.from(value) : value, Buffer.from('\n')])
+  let digits = String(body.length).length
+  if (body.length + digits >= 10 ** digits) digits++
+  return Buffer.concat([Buffer.from(String(body.length + digits)), body])
 }
 
 /** The header fields of an entry, stamped with `mtime` (seconds since the epoch), and its PAX records if any. */
-function fieldsOf(e: LayerEntry, mtime: number): { h: HeaderFields; pax: Record<string, string> | undefined } {
-  const pax: Record<string, string> = {}
+function fieldsOf(e: LayerEntry, mtime: number): { h: HeaderFields; pax: Record<string, string | Uint8Array> | undefined } {
+  const pax: Record<string, string | Uint8Array> = {}
   if (e.uid > MAX_OCTAL_ID) pax.uid = String(e.uid)
   if (e.gid > MAX_OCTAL_ID) pax.gid = String(e.gid)
   if (e.size > MAX_OCTAL_SIZE) pax.size = String(e.size)
+  for (const [name, value] of Object.entries(e.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    pax[`${XATTR_PAX_PREFIX}${name}`] = value
+  }
   const h: HeaderFields = {
     name: e.type === 'directory' ? `${e.path}/` : e.path,
     type: e.type,
@@ -245,11 +248,11 @@ function writeEntryHeader(w: SlabWriter, e: LayerEntry, mtime: number): void {
 }
 
 /** A PAX header (path, link target and `pax` records) at `buf[at]`, its records, then the entry's own header. */
-function writePax(w: SlabWriter, h: HeaderFields, pax: Record<string, string> | undefined, buf: Buffer, at: number): void {
-  let records = paxRecord('path', h.name)
-  if (h.linkname) records += paxRecord('linkpath', h.linkname)
-  for (const [k, v] of Object.entries(pax ?? {})) records += paxRecord(k, v)
-  const body = Buffer.from(records)
+function writePax(w: SlabWriter, h: HeaderFields, pax: Record<string, string | Uint8Array> | undefined, buf: Buffer, at: number): void {
+  const records = [paxRecord('path', h.name)]
+  if (h.linkname) records.push(paxRecord('linkpath', h.linkname))
+  for (const [k, v] of Object.entries(pax ?? {})) records.push(paxRecord(k, v))
+  const body = Buffer.concat(records)
   const named = { ...h, name: 'PaxHeader', linkname: h.linkname ? 'PaxHeader' : '' }
   writeHeader(buf, at, { ...named, type: 'pax', size: body.length })
   w.copy(body)

@@ -66,6 +66,7 @@ export function register(program: Command): void {
         uid: o.chown?.uid,
         gid: o.chown?.gid,
         ignoreFile: o.ignoreFile === false ? false : o.ignoreFile,
+        xattrs: o.xattrs,
       }),
     )
     let img = await appendLayers(start, layers, { created, history: { created_by: `ocikit append${o.prefix ? ` --prefix ${o.prefix}` : ''}` } })

@@ -17,6 +17,7 @@ export interface LayerCliOptions {
   timestamp?: string
   chown?: { uid: number; gid: number }
   ignoreFile?: string | false
+  xattrs?: boolean
   quiet?: boolean
 }
 
@@ -43,6 +44,7 @@ export function addLayerOptions(c: Command): Command {
     .addOption(new Option('--chown <uid:gid>', 'owner of every entry (default 0:0)').argParser(parseChown))
     .option('--ignore-file <file>', 'ignore rules in .dockerignore syntax (default: DIR/.ociignore, else DIR/.dockerignore)')
     .option('--no-ignore-file', 'use no ignore rules')
+    .option('--xattrs', 'keep extended attributes (as SCHILY.xattr PAX records; needs the optional fs-xattr module)')
     .option('-q, --quiet', 'no progress display')
 }
 
@@ -89,6 +91,7 @@ export function register(program: Command): void {
           uid: o.chown?.uid,
           gid: o.chown?.gid,
           ignoreFile: o.ignoreFile === false ? false : o.ignoreFile,
+          xattrs: o.xattrs,
           onNotice: notice,
         })
         printInfo(await writeLayerFile(entries, o.output, { ...encodeOptions(o), onProgress: p.onProgress }), o.output, o.json)
@@ -110,7 +113,7 @@ export function register(program: Command): void {
       const p = progressLine('diffing', o.quiet)
       let info: LayerInfo
       try {
-        const entries = diffEntries(oldDir, newDir, { prefix: o.prefix, uid: o.chown?.uid, gid: o.chown?.gid, onNotice: notice })
+        const entries = diffEntries(oldDir, newDir, { prefix: o.prefix, uid: o.chown?.uid, gid: o.chown?.gid, xattrs: o.xattrs, onNotice: notice })
         const collected = []
         for await (const e of entries) collected.push(e)
         if (collected.length === 0 && o.skipEmpty) {
@@ -139,7 +142,7 @@ export function register(program: Command): void {
               ? `  [opaque: hides ${e.whiteout.target}/ below]`
               : `  [whiteout: deletes ${e.whiteout.target}]`
             : ''
-          const link = e.linkname ? ` -> ${e.linkname}` : ''
+          const link = `${e.linkname ? ` -> ${e.linkname}` : ''}${e.xattrs ? `  [xattrs: ${e.xattrs.join(', ')}]` : ''}`
           const mode = e.mode.toString(8).padStart(4, '0')
           process.stdout.write(`${e.type.padEnd(9)} ${mode} ${`${e.uid}:${e.gid}`.padEnd(9)} ${String(e.size).padStart(10)}  ${e.path}${link}${mark}\n`)
         }

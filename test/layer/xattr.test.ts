@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { test } from 'node:test'
+import { applyLayer } from '../../src/layer/apply.ts'
+import { layerFromDiff, layerFromDirectory, writeLayerFile } from '../../src/layer/build.ts'
+import { listLayerFile } from '../../src/layer/read.ts'
+import { directoryEntries } from '../../src/layer/source-directory.ts'
+import { type XattrApi, xattrApi } from '../../src/layer/xattr.ts'
+import { peer, which } from '../helpers/peers.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+/** The xattr module and a directory whose filesystem takes user xattrs, or why not. */
+async function setup(t: import('node:test').TestContext): Promise<{ api: XattrApi; dir: string } | undefined> {
+  const api = await xattrApi()
+  const dir = await tempDir(t)
+  let why: string | undefined
+  if (!api) why = 'the optional fs-xattr module is not installed'
+  else {
+    await fs.writeFile(path.join(dir, 'probe'), '')
+    await api.setAttribute(path.join(dir, 'probe'), 'user.probe', 'x').catch((e) => {
+      why = `this filesystem takes no user xattrs (${(e as NodeJS.ErrnoException).code})`
+    })
+    await fs.rm(path.join(dir, 'probe'))
+  }
+  if (why) {
+    if (process.env.CI === 'true') assert.fail(`xattr suite required under CI: ${why}`)
+    t.skip(why)
+    return undefined
+  }
+  return { api: api as XattrApi, dir }
+}
+
+async function tree(api: XattrApi, root: string): Promise<string> {
+  const src = path.join(root, 'src')
+  await fs.mkdir(path.join(src, 'etc'), { recursive: true })
+  await fs.writeFile(path.join(src, 'etc/app.conf'), 'x=1\n')
+  await fs.writeFile(path.join(src, 'plain.txt'), 'no attributes\n')
+  await fs.symlink('plain.txt', path.join(src, 'link'))
+  await api.setAttribute(path.join(src, 'etc/app.conf'), 'user.origin', 'built by ci')
+  await api.setAttribute(path.join(src, 'etc/app.conf'), 'user.a-first', 'é') // sorted before user.origin
+  await api.setAttribute(path.join(src, 'etc'), 'user.dir', 'yes')
+  return src
+}
+
+test('xattrs: kept only when asked, as SCHILY.xattr PAX records that GNU tar and our apply restore', async (t) => {
+  const s = await setup(t)
+  if (!s) return
+  const { api, dir } = s
+  const src = await tree(api, dir)
+  // Not asked for: no records, and the digest is the one of the same tree without attributes.
+  const plain = await layerFromDirectory(src, { stagingDir: dir }).info()
+  const bare = path.join(dir, 'bare')
+  await fs.cp(src, bare, { recursive: true, verbatimSymlinks: true })
+  for (const f of ['etc/app.conf', 'etc']) for (const n of api.listAttributesSync(path.join(bare, f))) api.removeAttributeSync(path.join(bare, f), n)
+  assert.equal(plain.digest, (await layerFromDirectory(bare, { stagingDir: dir }).info()).digest)
+
+  const file = path.join(dir, 'x.tar')
+  await writeLayerFile(directoryEntries(src, { xattrs: true }), file, { compression: 'none' })
+  const listed = new Map<string, string[] | undefined>()
+  for await (const e of listLayerFile(file)) listed.set(e.path, e.xattrs)
+  assert.deepEqual(listed.get('etc/app.conf'), ['user.a-first', 'user.origin'])
+  assert.deepEqual(listed.get('etc'), ['user.dir'])
+  assert.equal(listed.get('plain.txt'), undefined)
+  assert.equal(listed.get('link'), undefined)
+
+  const ours = path.join(dir, 'ours')
+  const layer = layerFromDirectory(src, { xattrs: true, stagingDir: dir })
+  await applyLayer(layer, ours)
+  assert.equal(api.getAttributeSync(path.join(ours, 'etc/app.conf'), 'user.origin').toString(), 'built by ci')
+  assert.equal(api.getAttributeSync(path.join(ours, 'etc/app.conf'), 'user.a-first').toString(), 'é')
+  assert.equal(api.getAttributeSync(path.join(ours, 'etc'), 'user.dir').toString(), 'yes')
+  assert.deepEqual(api.listAttributesSync(path.join(ours, 'plain.txt')), [])
+
+  if (which('tar')) {
+    const gnu = path.join(dir, 'gnu')
+    await fs.mkdir(gnu)
+    await peer('tar', ['--xattrs', '--xattrs-include=user.*', '-xf', file, '-C', gnu])
+    assert.equal(api.getAttributeSync(path.join(gnu, 'etc/app.conf'), 'user.origin').toString(), 'built by ci')
+    assert.equal(api.getAttributeSync(path.join(gnu, 'etc'), 'user.dir').toString(), 'yes')
+  }
+})
+
+test('xattrs: a diff sees a change of attributes alone when asked to', async (t) => {
+  const s = await setup(t)
+  if (!s) return
+  const { api, dir } = s
+  const oldTree = await tree(api, path.join(dir, 'old'))
+  const newTree = path.join(dir, 'new')
+  await fs.cp(oldTree, newTree, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true })
+  for (const f of ['etc/app.conf', 'etc'])
+    for (const n of api.listAttributesSync(path.join(oldTree, f)))
+      await api.setAttribute(path.join(newTree, f), n, api.getAttributeSync(path.join(oldTree, f), n))
+  assert.equal((await layerFromDiff(oldTree, newTree, { xattrs: true, stagingDir: dir }).info()).empty, true)
+  await api.setAttribute(path.join(newTree, 'etc/app.conf'), 'user.origin', 'changed')
+  assert.equal((await layerFromDiff(oldTree, newTree, { stagingDir: dir }).info()).empty, true, 'not asked: attributes are not compared')
+  const d = layerFromDiff(oldTree, newTree, { xattrs: true, stagingDir: dir })
+  const info = await d.info()
+  assert.equal(info.empty, false)
+  const out = path.join(dir, 'applied')
+  await fs.cp(oldTree, out, { recursive: true, verbatimSymlinks: true })
+  await applyLayer(d, out)
+  assert.equal(api.getAttributeSync(path.join(out, 'etc/app.conf'), 'user.origin').toString(), 'changed')
+})
