@@ -8,6 +8,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
 import { DigestMismatchError, OcikitError, SizeMismatchError } from './errors.ts'
+import { noteStreamed } from './memory.ts'
 
 /** A validated digest string such as `sha256:e3b0…`. Obtain one from {@link parseDigest}. */
 export type Digest = string & { readonly __brand: 'Digest' }
@@ -77,6 +78,7 @@ export class DigestingStream extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.#hash.update(chunk)
     this.#size += chunk.length
+    noteStreamed(chunk.length)
     cb(null, chunk)
   }
   override _flush(cb: TransformCallback): void {

@@ -4,7 +4,7 @@
  * that external memory has grown by some 64 MB since the last collection, so a stream holds
  * tens of megabytes of dead buffers at any time. The command-line program installs a
  * collector (see cli/main.ts); the library then asks for a collection after every
- * {@link GC_STEP} bytes it streams. Library users keep their own GC policy: without a
+ * {@link GC_STEP} bytes it hashes on the way (layer builds, blob writes). Library users keep their own GC policy: without a
  * collector installed, nothing happens.
  */
 

@@ -15,7 +15,6 @@ import { PassThrough, Transform, type TransformCallback } from 'node:stream'
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import { NotSupportedError, OcikitError } from '../errors.ts'
-import { noteStreamed } from '../memory.ts'
 import { type Compression, layerCompression } from '../spec/media-types.ts'
 import { releaseChunk } from './tar-write.ts'
 
@@ -28,6 +27,8 @@ const ZSTD_BLOCK = 2 << 20
 const DICT = 32 << 10
 /** Output chunk of the one-shot compressors (Node's default is 16 KiB). */
 const OUTPUT_CHUNK = 1 << 20
+/** gzip output per 1 MiB block is smaller; a smaller chunk holds less memory per block in flight. */
+const GZIP_OUTPUT_CHUNK = 512 << 10
 
 /** The size of the blocks a compression works in: a tar cut in chunks of this size is compressed without copying. */
 export function compressionBlockSize(c: Compression): number {
@@ -83,7 +84,6 @@ abstract class BlockCompressor extends Transform {
       if (h) this.push(h)
     }
     this.observe(block)
-    noteStreamed(block.length)
     const done = this.compressBlock(block, last)
     // A tar slab goes back to its pool once the thread pool has compressed it.
     if (owned.length)
@@ -166,7 +166,7 @@ class ParallelGzip extends BlockCompressor {
     const opts: zlib.ZlibOptions = {
       level: this.#level,
       finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
-      chunkSize: OUTPUT_CHUNK,
+      chunkSize: GZIP_OUTPUT_CHUNK,
     }
     if (this.#dict) opts.dictionary = this.#dict
     // Copy: the block may be a view of a buffer that is reused after this call.
