@@ -9,22 +9,27 @@
  */
 
 /** Bytes streamed between two collections. */
-export const GC_STEP = 16 << 20
+export const GC_STEP = 32 << 20
 
 let collector: (() => void) | undefined
+let step = GC_STEP
 let streamed = 0
 
-/** Installs (or, with undefined, removes) the function that runs a full garbage collection. */
-export function setGarbageCollector(fn: (() => void) | undefined): void {
+/**
+ * Installs (or, with undefined, removes) the function that runs a full garbage collection,
+ * to run after every `every` bytes (default {@link GC_STEP}).
+ */
+export function setGarbageCollector(fn: (() => void) | undefined, every = GC_STEP): void {
   collector = fn
+  step = every
   streamed = 0
 }
 
-/** Records `bytes` streamed; runs the installed collector once every {@link GC_STEP} bytes. */
+/** Records `bytes` streamed; runs the installed collector once every step. */
 export function noteStreamed(bytes: number): void {
   if (!collector) return
   streamed += bytes
-  if (streamed >= GC_STEP) {
+  if (streamed >= step) {
     streamed = 0
     collector()
   }
