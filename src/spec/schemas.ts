@@ -2,125 +2,123 @@
  * Schemas of the OCI and Docker v2 documents. Unknown fields are kept (the specs
  * require readers to ignore them); known fields are checked for type and form.
  * Types are derived from the schemas so the two can never disagree.
+ *
+ * valibot rather than zod: building zod's schemas took some 25 ms of every CLI run's
+ * start-up (measured by bundling each, docs/performance.md); valibot's are plain objects.
  */
-import { z } from 'zod'
+import * as v from 'valibot'
 import { type Digest, digestProblem } from '../digest.ts'
 
-const digest = z.string().superRefine((v, ctx) => {
-  const p = digestProblem(v)
-  if (p) ctx.addIssue({ code: 'custom', message: p.message })
-}) as unknown as z.ZodType<Digest>
+const digest = v.pipe(
+  v.string(),
+  v.rawCheck(({ dataset, addIssue }) => {
+    const p = dataset.typed ? digestProblem(dataset.value) : undefined
+    if (p) addIssue({ message: p.message })
+  }),
+) as unknown as v.GenericSchema<unknown, Digest>
 
 // RFC 6838 type/subtype, as image-spec descriptor.md restricts it.
 const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$/
-const mediaType = z.string().superRefine((v, ctx) => {
-  if (!MEDIA_TYPE.test(v)) ctx.addIssue({ code: 'custom', message: `not a media type: '${v}'` })
+const mediaType = v.pipe(
+  v.string(),
+  v.check(
+    (s) => MEDIA_TYPE.test(s),
+    (issue) => `not a media type: '${String(issue.input)}'`,
+  ),
+)
+const annotations = v.record(v.string(), v.string())
+const size = v.pipe(v.number(), v.integer('expected an integer'), v.minValue(0, 'must not be negative'))
+const strings = v.array(v.string())
+
+export const platformSchema = v.looseObject({
+  architecture: v.string(),
+  os: v.string(),
+  'os.version': v.optional(v.string()),
+  'os.features': v.optional(strings),
+  variant: v.optional(v.string()),
+  features: v.optional(strings),
 })
-const annotations = z.record(z.string(), z.string())
-const size = z.int().nonnegative()
 
-export const platformSchema = z
-  .object({
-    architecture: z.string(),
-    os: z.string(),
-    'os.version': z.string().optional(),
-    'os.features': z.array(z.string()).optional(),
-    variant: z.string().optional(),
-    features: z.array(z.string()).optional(),
-  })
-  .loose()
+export const descriptorSchema = v.looseObject({
+  mediaType,
+  digest,
+  size,
+  urls: v.optional(strings),
+  annotations: v.optional(annotations),
+  data: v.optional(v.pipe(v.string(), v.base64('not base64'))),
+  artifactType: v.optional(mediaType),
+  platform: v.optional(platformSchema),
+})
 
-export const descriptorSchema = z
-  .object({
-    mediaType,
-    digest,
-    size,
-    urls: z.array(z.string()).optional(),
-    annotations: annotations.optional(),
-    data: z.base64().optional(),
-    artifactType: mediaType.optional(),
-    platform: platformSchema.optional(),
-  })
-  .loose()
+export const manifestSchema = v.looseObject({
+  schemaVersion: v.literal(2),
+  mediaType: v.optional(mediaType),
+  artifactType: v.optional(mediaType),
+  config: descriptorSchema,
+  layers: v.array(descriptorSchema),
+  subject: v.optional(descriptorSchema),
+  annotations: v.optional(annotations),
+})
 
-export const manifestSchema = z
-  .object({
-    schemaVersion: z.literal(2),
-    mediaType: mediaType.optional(),
-    artifactType: mediaType.optional(),
-    config: descriptorSchema,
-    layers: z.array(descriptorSchema),
-    subject: descriptorSchema.optional(),
-    annotations: annotations.optional(),
-  })
-  .loose()
+export const indexSchema = v.looseObject({
+  schemaVersion: v.literal(2),
+  mediaType: v.optional(mediaType),
+  artifactType: v.optional(mediaType),
+  manifests: v.array(descriptorSchema),
+  subject: v.optional(descriptorSchema),
+  annotations: v.optional(annotations),
+})
 
-export const indexSchema = z
-  .object({
-    schemaVersion: z.literal(2),
-    mediaType: mediaType.optional(),
-    artifactType: mediaType.optional(),
-    manifests: z.array(descriptorSchema),
-    subject: descriptorSchema.optional(),
-    annotations: annotations.optional(),
-  })
-  .loose()
+const stringList = v.nullish(strings)
+const emptyObjects = v.nullish(v.record(v.string(), v.looseObject({})))
 
-const stringList = z.array(z.string()).nullable().optional()
+export const containerConfigSchema = v.looseObject({
+  User: v.optional(v.string()),
+  ExposedPorts: emptyObjects,
+  Env: stringList,
+  Entrypoint: stringList,
+  Cmd: stringList,
+  Volumes: emptyObjects,
+  WorkingDir: v.optional(v.string()),
+  Labels: v.nullish(v.record(v.string(), v.string())),
+  StopSignal: v.optional(v.string()),
+  ArgsEscaped: v.optional(v.boolean()),
+})
 
-export const containerConfigSchema = z
-  .object({
-    User: z.string().optional(),
-    ExposedPorts: z.record(z.string(), z.object({}).loose()).nullable().optional(),
-    Env: stringList,
-    Entrypoint: stringList,
-    Cmd: stringList,
-    Volumes: z.record(z.string(), z.object({}).loose()).nullable().optional(),
-    WorkingDir: z.string().optional(),
-    Labels: z.record(z.string(), z.string()).nullable().optional(),
-    StopSignal: z.string().optional(),
-    ArgsEscaped: z.boolean().optional(),
-  })
-  .loose()
+export const historySchema = v.looseObject({
+  created: v.optional(v.string()),
+  author: v.optional(v.string()),
+  created_by: v.optional(v.string()),
+  comment: v.optional(v.string()),
+  empty_layer: v.optional(v.boolean()),
+})
 
-export const historySchema = z
-  .object({
-    created: z.string().optional(),
-    author: z.string().optional(),
-    created_by: z.string().optional(),
-    comment: z.string().optional(),
-    empty_layer: z.boolean().optional(),
-  })
-  .loose()
+export const imageConfigSchema = v.looseObject({
+  created: v.optional(v.string()),
+  author: v.optional(v.string()),
+  architecture: v.string(),
+  os: v.string(),
+  'os.version': v.optional(v.string()),
+  'os.features': v.optional(strings),
+  variant: v.optional(v.string()),
+  config: v.nullish(containerConfigSchema),
+  rootfs: v.looseObject({ type: v.literal('layers'), diff_ids: v.array(digest) }),
+  history: v.nullish(v.array(historySchema)),
+})
 
-export const imageConfigSchema = z
-  .object({
-    created: z.string().optional(),
-    author: z.string().optional(),
-    architecture: z.string(),
-    os: z.string(),
-    'os.version': z.string().optional(),
-    'os.features': z.array(z.string()).optional(),
-    variant: z.string().optional(),
-    config: containerConfigSchema.nullable().optional(),
-    rootfs: z.object({ type: z.literal('layers'), diff_ids: z.array(digest) }).loose(),
-    history: z.array(historySchema).nullable().optional(),
-  })
-  .loose()
-
-export const ociLayoutSchema = z.object({ imageLayoutVersion: z.string() }).loose()
+export const ociLayoutSchema = v.looseObject({ imageLayoutVersion: v.string() })
 
 /** A platform: os, architecture and optional variant and OS details. */
-export type Platform = z.infer<typeof platformSchema>
+export type Platform = v.InferOutput<typeof platformSchema>
 /** A content descriptor: what a blob is, its digest and size. */
-export type Descriptor = z.infer<typeof descriptorSchema>
+export type Descriptor = v.InferOutput<typeof descriptorSchema>
 /** An image manifest (OCI or Docker v2 schema 2). */
-export type Manifest = z.infer<typeof manifestSchema>
+export type Manifest = v.InferOutput<typeof manifestSchema>
 /** An image index (OCI) or manifest list (Docker v2). */
-export type Index = z.infer<typeof indexSchema>
+export type Index = v.InferOutput<typeof indexSchema>
 /** The runtime part of an image config (`config` field). */
-export type ContainerConfig = z.infer<typeof containerConfigSchema>
+export type ContainerConfig = v.InferOutput<typeof containerConfigSchema>
 /** One history entry of an image config. */
-export type History = z.infer<typeof historySchema>
+export type History = v.InferOutput<typeof historySchema>
 /** An image config (OCI or Docker). */
-export type ImageConfig = z.infer<typeof imageConfigSchema>
+export type ImageConfig = v.InferOutput<typeof imageConfigSchema>

@@ -2,7 +2,7 @@
  * Validation of documents read from outside: size caps, JSON parsing, schema checks
  * and media type detection. Errors name the document, the field and the value.
  */
-import type { z } from 'zod'
+import * as v from 'valibot'
 import { InvalidDocumentError, NotSupportedError, OcikitError } from '../errors.ts'
 import { isIndexType, isManifestType, MediaType } from './media-types.ts'
 import { type ImageConfig, type Index, imageConfigSchema, indexSchema, type Manifest, manifestSchema } from './schemas.ts'
@@ -44,19 +44,18 @@ function formatPath(root: string, path: readonly PropertyKey[]): string {
 }
 
 /** Checks `value` against a schema; throws InvalidDocumentError listing each problem by field path. */
-export function checkSchema<T>(schema: z.ZodType<T>, value: unknown, root: string, source: string, code: DocCode): T {
-  const r = schema.safeParse(value, { reportInput: true })
-  if (r.success) return r.data
-  const problems = r.error.issues.map((iss) => {
-    const at = formatPath(root, iss.path)
-    if (iss.code === 'custom') return `${at}: ${iss.message}`
-    if (iss.code === 'invalid_type') {
-      const input = (iss as { input?: unknown }).input
-      return input === undefined ? `${at}: required ${iss.expected} is missing` : `${at}: expected ${iss.expected}, got ${describeValue(input)}`
-    }
-    if (iss.code === 'invalid_value')
-      return `${at}: expected ${iss.values.map((x) => JSON.stringify(x)).join(' or ')}, got ${describeValue((iss as { input?: unknown }).input)}`
-    return `${at}: ${iss.message}`
+export function checkSchema<T>(schema: v.GenericSchema<unknown, T>, value: unknown, root: string, source: string, code: DocCode): T {
+  const r = v.safeParse(schema, value)
+  if (r.success) return r.output
+  const problems = r.issues.map((iss) => {
+    const at = formatPath(
+      root,
+      (iss.path ?? []).map((p) => p.key as PropertyKey),
+    )
+    if (iss.kind !== 'schema') return `${at}: ${iss.message}`
+    // A wrong type or value: valibot names object and array types capitalised.
+    const expected = String(iss.expected ?? 'a value').replace(/^(Object|Array)$/, (t) => t.toLowerCase())
+    return iss.input === undefined ? `${at}: required field is missing` : `${at}: expected ${expected}, got ${describeValue(iss.input)}`
   })
   throw new InvalidDocumentError(code, source, problems)
 }

@@ -55,6 +55,17 @@ test('errors name the field and the value', () => {
     (e) => isOcikitError(e) && /neither an image manifest|manifest.config/.test(e.message),
   )
   assert.throws(
+    () => parseManifest(enc({ ...manifest, config: undefined, mediaType: 'application/vnd.oci.image.manifest.v1+json' }), 'oci:x'),
+    (e) => isOcikitError(e, 'INVALID_MANIFEST') && e.message.includes('manifest.config: required field is missing'),
+  )
+  assert.throws(
+    () => parseManifest(enc({ ...manifest, layers: [{ ...layer('a'), size: 1.5, mediaType: 'nope' }] }), 'oci:x'),
+    (e) =>
+      isOcikitError(e) &&
+      e.message.includes('manifest.layers[0].size: expected an integer') &&
+      e.message.includes("layers[0].mediaType: not a media type: 'nope'"),
+  )
+  assert.throws(
     () => parseManifest(enc({ ...manifest, schemaVersion: 3 }), 'oci:x'),
     (e) => isOcikitError(e, 'INVALID_MANIFEST') && e.message.includes('manifest.schemaVersion: expected 2, got 3'),
   )
