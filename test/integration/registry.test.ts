@@ -13,6 +13,7 @@ import { digestOf } from '../../src/digest.ts'
 import { isOcikitError } from '../../src/errors.ts'
 import { randomImage, randomIndex } from '../../src/image/memory.ts'
 import { RegistryClient } from '../../src/stores/registry/client.ts'
+import { createHttpClient } from '../../src/stores/registry/http.ts'
 import { ocikit } from '../helpers/cli.ts'
 import { needPeers } from '../helpers/peers.ts'
 import { freePort, startRegistry } from '../helpers/registry.ts'
@@ -227,6 +228,26 @@ describe('registry: responses no registry should send (fake server)', () => {
       (e) => isOcikitError(e, 'REGISTRY_ERROR') && /after 3 attempts/.test(e.message),
     )
     assert.equal(hits, 3)
+  })
+
+  test('a registry that goes silent is a network error after the idle timeout, retried, and connections are reused', async (t) => {
+    let hits = 0
+    const sockets = new Set<unknown>()
+    const host = await fake(t, (req, res) => {
+      hits++
+      sockets.add(req.socket)
+      if (req.url?.includes('/manifests/silent')) return // never answers
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest)
+    })
+    const c = new RegistryClient(host, 'app', { ...fast, attempts: 2, http: createHttpClient({ idleTimeoutMs: 150 }) })
+    await c.manifest('v1')
+    await c.manifest('v1')
+    assert.equal(sockets.size, 1, 'keep-alive: one connection for both requests')
+    await assert.rejects(
+      c.manifest('silent'),
+      (e) => isOcikitError(e, 'NETWORK_ERROR') && /after 2 attempt/.test(e.message) && /no data for 0.15 s/.test(e.message),
+    )
+    assert.equal(hits, 4)
   })
 
   test('a token refused partway through (expired) is replaced once, and the work carries on', async (t) => {

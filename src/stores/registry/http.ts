@@ -46,7 +46,11 @@ export type HttpSend = (url: URL, init?: HttpRequestInit) => Promise<HttpRespons
 export interface HttpClientOptions {
   /** PEM file of CA certificates to trust for HTTPS (only these are trusted then). */
   caFile?: string | undefined
-  /** A connection that is silent this long fails (default 60 s). */
+  /**
+   * A connection that is silent this long fails, and is retried like any network error
+   * (default 5 minutes: a registry may take minutes to verify and store a large blob before it
+   * answers the upload, as with undici's default headers timeout).
+   */
   idleTimeoutMs?: number | undefined
 }
 
@@ -132,7 +136,7 @@ export function createHttpClient(o: HttpClientOptions = {}): HttpSend {
   // Node's bundled undici (another 15 ms).
   let plain: { mod: typeof http; agent: http.Agent } | undefined
   let secure: { mod: typeof https; agent: https.Agent } | undefined
-  const timeout = o.idleTimeoutMs ?? 60_000
+  const timeout = o.idleTimeoutMs ?? 300_000
   return async (url, init = {}) => {
     let mod: typeof http | typeof https
     let agent: http.Agent
