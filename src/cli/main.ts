@@ -32,4 +32,13 @@ v8.setFlagsFromString('--expose-gc')
 v8.setFlagsFromString('--semi-space-growth-factor=1')
 setGarbageCollector(vm.runInNewContext('gc') as () => void)
 
+// A reader that goes away early (`ocikit manifest X | head -c 100`) ends the command quietly,
+// as it would a C tool killed by SIGPIPE, instead of with an EPIPE stack trace.
+for (const out of [process.stdout, process.stderr]) {
+  out.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0)
+    throw e
+  })
+}
+
 process.exitCode = await run(process.argv)

@@ -4,7 +4,6 @@
  */
 import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
-import { gzipSync, zstdCompressSync } from 'node:zlib'
 import tarStream from 'tar-stream'
 import { type Digest, digestOf, verifyBytes } from '../digest.ts'
 import { NotFoundError, OcikitError } from '../errors.ts'
@@ -118,6 +117,7 @@ async function putRandomImage(src: MemoryBlobSource, o: RandomImageOptions): Pro
     const files = Array.from({ length: perLayer }, (_, j) => ({ name: `random/layer${i}-file${j}`, data: rand(size) }))
     const tar = await tarOf(files)
     diffIds.push(digestOf(tar))
+    const { gzipSync, zstdCompressSync } = process.getBuiltinModule('node:zlib')
     const blob = compression === 'gzip' ? gzipSync(tar) : compression === 'zstd' ? zstdCompressSync(tar) : tar
     const mt = o.docker ? MediaType.dockerLayerGzip : ociLayerType(compression)
     layers.push(src.put(blob, mt))

@@ -5,7 +5,6 @@
  * are created with O_EXCL so an existing symlink is never followed. Whiteouts delete what lower
  * layers put there; entries of the same layer are never deleted by its own whiteouts.
  */
-import { execFile } from 'node:child_process'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { type Readable, Transform } from 'node:stream'
@@ -21,7 +20,8 @@ import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
 import { completeTarEnd, entryOwner } from './read.ts'
 import { xattrApi, xattrsOfPax } from './xattr.ts'
 
-const run = promisify(execFile)
+/** Runs a tool (mkfifo, mknod); node:child_process is loaded only then. */
+const run = (cmd: string, args: string[]) => promisify(process.getBuiltinModule('node:child_process').execFile)(cmd, args)
 
 /** Options of {@link applyLayer} and {@link applyTar}. */
 export interface ApplyOptions {

@@ -13,13 +13,20 @@
 import os from 'node:os'
 import { PassThrough, Transform, type TransformCallback } from 'node:stream'
 import { promisify } from 'node:util'
-import zlib from 'node:zlib'
+import type zlibTypes from 'node:zlib'
 import { NotSupportedError, OcikitError } from '../errors.ts'
 import { type Compression, layerCompression } from '../spec/media-types.ts'
 import { releaseChunk } from './tar-write.ts'
 
-const deflateRaw = promisify(zlib.deflateRaw) as (b: Buffer, o: zlib.ZlibOptions) => Promise<Buffer>
-const zstdCompress = promisify(zlib.zstdCompress) as (b: Buffer, o: zlib.ZstdOptions) => Promise<Buffer>
+// node:zlib is loaded on first use: it costs every CLI start some 10 ms, and most commands never compress.
+const zlib = (): typeof zlibTypes => process.getBuiltinModule('node:zlib')
+let oneShot:
+  | { deflateRaw: (b: Buffer, o: zlibTypes.ZlibOptions) => Promise<Buffer>; zstd: (b: Buffer, o: zlibTypes.ZstdOptions) => Promise<Buffer> }
+  | undefined
+function compressors(): NonNullable<typeof oneShot> {
+  oneShot ??= { deflateRaw: promisify(zlib().deflateRaw), zstd: promisify(zlib().zstdCompress) } as NonNullable<typeof oneShot>
+  return oneShot
+}
 
 /** Size of the blocks compressed independently. */
 const GZIP_BLOCK = 1 << 20
@@ -157,21 +164,22 @@ class ParallelGzip extends BlockCompressor {
     return Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 3])
   }
   protected observe(block: Buffer): void {
-    this.#crc = zlib.crc32(block, this.#crc)
+    this.#crc = zlib().crc32(block, this.#crc)
     this.#length = (this.#length + block.length) % 2 ** 32
   }
   protected compressBlock(block: Buffer, last: boolean): Promise<Buffer> {
     // An output chunk as large as the block: one trip to the thread pool per block instead of one
     // per 16 KiB of output, each of which costs the main thread a callback.
-    const opts: zlib.ZlibOptions = {
+    const z = zlib()
+    const opts: zlibTypes.ZlibOptions = {
       level: this.#level,
-      finishFlush: last ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
+      finishFlush: last ? z.constants.Z_FINISH : z.constants.Z_SYNC_FLUSH,
       chunkSize: GZIP_OUTPUT_CHUNK,
     }
     if (this.#dict) opts.dictionary = this.#dict
     // Copy: the block may be a view of a buffer that is reused after this call.
     this.#dict = Buffer.from(block.subarray(Math.max(0, block.length - DICT)))
-    return deflateRaw(block, opts)
+    return compressors().deflateRaw(block, opts)
   }
   protected trailer(): Buffer {
     const t = Buffer.alloc(8)
@@ -198,11 +206,12 @@ class ParallelZstd extends BlockCompressor {
     // An empty final block adds nothing when earlier frames exist; an empty stream still needs one frame.
     if (last && block.length === 0 && this.#frames > 0) return Promise.resolve(Buffer.alloc(0))
     this.#frames++
-    return zstdCompress(block, {
+    const z = zlib()
+    return compressors().zstd(block, {
       chunkSize: OUTPUT_CHUNK,
-      params: { [zlib.constants.ZSTD_c_compressionLevel]: this.#level, [zlib.constants.ZSTD_c_checksumFlag]: 1 },
+      params: { [z.constants.ZSTD_c_compressionLevel]: this.#level, [z.constants.ZSTD_c_checksumFlag]: 1 },
       pledgedSrcSize: block.length,
-    } as zlib.ZstdOptions)
+    } as zlibTypes.ZstdOptions)
   }
   #frames = 0
 }
@@ -220,9 +229,9 @@ export function compressor(c: Compression, o: CompressOptions = {}): Transform {
 export function decompressor(c: Compression): Transform {
   switch (c) {
     case 'gzip':
-      return zlib.createGunzip()
+      return zlib().createGunzip()
     case 'zstd':
-      return zlib.createZstdDecompress()
+      return zlib().createZstdDecompress()
     case 'none':
       return new PassThrough()
   }

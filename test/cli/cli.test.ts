@@ -31,6 +31,17 @@ test('--version and --help', async () => {
   assert.match(gh.stdout, /--grace/)
 })
 
+test('a reader that closes the pipe early ends the command quietly', async () => {
+  const { spawn } = await import('node:child_process')
+  const child = spawn(process.execPath, [path.resolve('src/cli/main.ts'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout.destroy() // like `| head -c 0`
+  let stderr = ''
+  child.stderr.on('data', (c) => (stderr += c))
+  const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)))
+  assert.equal(stderr, '')
+  assert.equal(code, 0)
+})
+
 test('inspect, digest, manifest, config and ls print what the layout holds', async (t) => {
   const { dir, img, idx } = await fixture(t)
   const i = await ocikit(['inspect', `oci:${dir}:v1`])

@@ -11,7 +11,6 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import lockfile from 'proper-lockfile'
 import { type Digest, DigestingStream, digestAlgorithm, digestHex, type Expected, parseDigest, verifiedAs, verifyBytes, verifyingStream } from '../../digest.ts'
 import { DigestMismatchError, InvalidDocumentError, isErrno, NotFoundError, OcikitError, SizeMismatchError } from '../../errors.ts'
 import type { IoOptions } from '../../image/types.ts'
@@ -256,6 +255,8 @@ export class OciLayout implements BlobSource {
 
   /** Takes the layout's lock (the one `index.json` changes happen under); returns its release. */
   async lock(): Promise<() => Promise<void>> {
+    // Loaded when first needed: it pulls in signal-exit and node:assert, which cost every start.
+    const lockfile = (await import('proper-lockfile')).default
     return lockfile.lock(path.join(this.dir, 'index.json'), {
       realpath: false,
       stale: 30_000,
