@@ -18,6 +18,12 @@ export function printJson(v: unknown): void {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`)
 }
 
+/** Prints a list: as JSON with `json`, else one line per item. */
+export function printList<T>(items: readonly T[], json: boolean | undefined, line: (item: T) => string): void {
+  if (json) printJson(items)
+  else process.stdout.write(items.map((x) => `${line(x)}\n`).join(''))
+}
+
 /** What to do next, by error code; appended to the one-line error. */
 const HINTS: Partial<Record<string, string>> = {
   AMBIGUOUS_REFERENCE: "run 'ocikit ls' to see the tags",

@@ -32,7 +32,7 @@ export interface LayerEntry {
   readonly file?: string | undefined
   /** Opens the content of a file entry. */
   readonly open?: (() => Readable) | undefined
-  /** Reads the whole content of a file entry; used for small files, which are read ahead. */
+  /** Reads the whole content of a file entry; packers use it for small files (up to 1 MiB) and `open` for larger ones. */
   readonly read?: (() => Promise<Uint8Array>) | undefined
 }
 

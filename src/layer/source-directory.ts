@@ -9,6 +9,7 @@ import path from 'node:path'
 import { Transform } from 'node:stream'
 import dockerignore from '@balena/dockerignore'
 import { OcikitError } from '../errors.ts'
+import { chain } from '../image/view.ts'
 import { cleanPrefix, compareNames, type LayerEntry, prefixEntries } from './entry.ts'
 import { readXattrs, requireXattrApi, type XattrApi } from './xattr.ts'
 
@@ -105,7 +106,8 @@ export async function entryFor(full: string, at: string, s: import('node:fs').St
       type: 'file',
       size: s.size,
       file: full,
-      open: () => createReadStream(full, { highWaterMark: 256 << 10 }).pipe(exactly(s.size, full)),
+      // chain(), not pipe(): a read error (the file vanished) must reach the reader.
+      open: () => chain(createReadStream(full, { highWaterMark: 256 << 10 }), exactly(s.size, full)),
       read: async () => {
         const b = readFileSync(full)
         if (b.length !== s.size) throw new OcikitError('INVALID_ARGUMENT', `${full} changed size while being read; layer aborted`)

@@ -280,11 +280,15 @@ async function copyContent(w: SlabWriter, e: LayerEntry): Promise<void> {
     if (n > e.size) throw wrong(n)
     w.copy(c)
   }
-  if (e.read) take(await e.read())
+  // Whole reads only for small files: a large one is streamed, never held in memory at once.
+  if (e.read && (e.size <= SMALL_FILE || !e.open)) take(await e.read())
   else if (e.open) for await (const c of e.open()) take(c as Uint8Array)
   else throw new OcikitError('INVALID_ARGUMENT', `layer entry ${e.path} has no content`)
   if (n !== e.size) throw wrong(n)
 }
+
+/** Files up to this size may be read whole (`LayerEntry.read`); larger ones are streamed (`open`). */
+const SMALL_FILE = 1 << 20
 
 /** Bytes of the slabs a tar is written into by default. */
 export const DEFAULT_SLAB = 1 << 20

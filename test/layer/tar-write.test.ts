@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import { test } from 'node:test'
 import tarStream from 'tar-stream'
 import type { LayerEntry } from '../../src/layer/entry.ts'
@@ -99,4 +99,30 @@ test('a file that changes size between the walk and the read aborts the layer, n
 
 test('slab sizes that are not multiples of 512 are refused', () => {
   assert.throws(() => tarEntries([], 0, { slabSize: 1000 }), /multiple of 512/)
+})
+
+test('entries over 1 MiB are streamed through open(), never read whole; small ones may be read whole', async () => {
+  const big = Buffer.alloc((1 << 20) + 1, 5)
+  const entry = (size: number, content: Buffer): LayerEntry => ({
+    path: `f${size}`,
+    type: 'file',
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    size,
+    read: size > 1 << 20 ? () => Promise.reject(new Error('read whole')) : async () => content,
+    open: () => Readable.from([content.subarray(0, 1000), content.subarray(1000)]),
+  })
+  const tar = await bytes(tarEntries([entry(big.length, big), entry(3, Buffer.from('abc'))], 0).stream)
+  assert.ok(tar.subarray(512, 512 + big.length).equals(big))
+})
+
+test("a directory entry's open() fails with the read error when its file vanished", async (t) => {
+  const dir = await tempDir(t)
+  await fs.writeFile(path.join(dir, 'gone.txt'), 'soon gone')
+  const entries: LayerEntry[] = []
+  for await (const e of directoryEntries(dir)) entries.push(e)
+  await fs.rm(path.join(dir, 'gone.txt'))
+  const e = entries.find((x) => x.path === 'gone.txt') as LayerEntry
+  await assert.rejects(bytes(e.open?.() as Readable), /ENOENT/)
 })

@@ -4,7 +4,7 @@ import { removeCredentials, saveCredentials } from '../../auth/credentials.ts'
 import { OcikitError } from '../../errors.ts'
 import { RegistryTransport } from '../../stores/registry/transport.ts'
 import { jsonOption, registryOptions } from '../options.ts'
-import { printJson } from '../output.ts'
+import { printList } from '../output.ts'
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
@@ -21,9 +21,7 @@ export function register(program: Command): void {
     .argument('<repository>', 'e.g. localhost:5000/app')
     .addOption(jsonOption())
     .action(async (repo: string, o: { json?: boolean }) => {
-      const tags = await listTags(repo, { registry: registryOptions(program) })
-      if (o.json) printJson(tags)
-      else process.stdout.write(tags.map((t) => `${t}\n`).join(''))
+      printList(await listTags(repo, { registry: registryOptions(program) }), o.json, (t) => t)
     })
   program
     .command('referrers')
@@ -33,8 +31,7 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (name: string, o: { artifactType?: string; json?: boolean }) => {
       const list = await referrers(name, { artifactType: o.artifactType, registry: registryOptions(program) })
-      if (o.json) printJson(list)
-      else process.stdout.write(list.map((d) => `${d.digest}  ${d.artifactType ?? d.mediaType}\n`).join(''))
+      printList(list, o.json, (d) => `${d.digest}  ${d.artifactType ?? d.mediaType}`)
     })
   program
     .command('catalog')
@@ -42,9 +39,7 @@ export function register(program: Command): void {
     .argument('<host>', 'e.g. localhost:5000')
     .addOption(jsonOption())
     .action(async (host: string, o: { json?: boolean }) => {
-      const repos = await catalog(host, { registry: registryOptions(program) })
-      if (o.json) printJson(repos)
-      else process.stdout.write(repos.map((r) => `${r}\n`).join(''))
+      printList(await catalog(host, { registry: registryOptions(program) }), o.json, (r) => r)
     })
   program
     .command('delete')
@@ -68,7 +63,7 @@ export function register(program: Command): void {
       const creds = { username: o.username, password }
       const t = new RegistryTransport(host, { ...registryOptions(program), credentials: async () => creds })
       const res = await t.request({ method: 'GET', path: '', ok: [200] })
-      await res.body?.cancel()
+      await res.body.cancel()
       await saveCredentials(host, creds)
       process.stdout.write(`login succeeded for ${o.username} at ${host}\n`)
     })

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { list, tag, untag } from '../../api.ts'
 import { jsonOption, registryOptions } from '../options.ts'
-import { printJson } from '../output.ts'
+import { printList } from '../output.ts'
 
 export function register(program: Command): void {
   program
@@ -10,12 +10,7 @@ export function register(program: Command): void {
     .argument('<store>', 'e.g. oci:./layout')
     .addOption(jsonOption())
     .action(async (store: string, o: { json?: boolean }) => {
-      const entries = await list(store)
-      if (o.json) {
-        printJson(entries)
-        return
-      }
-      for (const e of entries) process.stdout.write(`${(e.tag ?? '<none>').padEnd(20)} ${e.descriptor.digest}  ${e.descriptor.mediaType}\n`)
+      printList(await list(store), o.json, (e) => `${(e.tag ?? '<none>').padEnd(20)} ${e.descriptor.digest}  ${e.descriptor.mediaType}`)
     })
   program
     .command('tag')
