@@ -8,7 +8,6 @@ if (major < 22 || (major === 22 && minor < 15)) {
   process.exit(1)
 }
 // Node's on-disk compile cache (in the OS temp dir) roughly halves module loading on later runs.
-const { enableCompileCache } = await import('node:module')
-enableCompileCache?.()
+process.getBuiltinModule('node:module').enableCompileCache?.()
 // The CLI is bundled into one file (scripts/bundle-cli.ts): one module loads much faster than hundreds.
 await import('../dist/cli/ocikit.mjs')

@@ -7,7 +7,7 @@ import { reportError } from './output.ts'
 import { buildProgram } from './program.ts'
 
 async function run(argv: string[]): Promise<number> {
-  const program = buildProgram().exitOverride()
+  const program = buildProgram(argv).exitOverride()
   for (const c of program.commands) c.exitOverride()
   try {
     await program.parseAsync(argv)

@@ -35,8 +35,39 @@ Examples:
   ocikit copy oci:./a:v1 oci:./b:v1
   ocikit fsck oci:./out && ocikit gc oci:./out --dry-run`
 
-/** Builds the command tree. */
-export function buildProgram(): Command {
+/** Every command, by the names it registers; the first group's order is the order of `--help`. */
+const COMMANDS: readonly [names: readonly string[], register: (program: Command) => void][] = [
+  [['inspect'], registerInspect],
+  [['manifest', 'config', 'digest'], registerDocuments],
+  [['ls', 'tag', 'untag'], registerTags],
+  [['copy'], registerCopy],
+  [['fsck', 'gc'], registerCheck],
+  [['append'], registerAppend],
+  [['layer'], registerLayer],
+  [['unpack', 'export'], registerUnpack],
+  [['tags', 'referrers', 'catalog', 'delete', 'login', 'logout'], registerRegistry],
+]
+
+/** Global options that take a value in the next argument. */
+const GLOBAL_WITH_VALUE = new Set(['--ca-file', '--insecure'])
+
+/** The command named in `argv` (as in `process.argv`), or undefined when there is none. */
+function commandIn(argv: readonly string[]): string | undefined {
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i] as string
+    if (GLOBAL_WITH_VALUE.has(a)) i++
+    else if (a === '--') return argv[i + 1]
+    else if (!a.startsWith('-')) return a
+  }
+  return undefined
+}
+
+/**
+ * Builds the command tree. Given the arguments, only the command they name is built, with its
+ * options (every run pays for building the tree, some 5 ms for all of them); without a known
+ * command (help, a typo, none) every command is, so help and the suggestions see them all.
+ */
+export function buildProgram(argv?: readonly string[]): Command {
   const program = new Command('ocikit')
     .description('Build, change, store, move and check OCI container images, with no Docker daemon.')
     .version(packageVersion(), '-V, --version', 'print the version')
@@ -50,15 +81,9 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', NAMES)
     .configureOutput({ outputError: (s, write) => write(`ocikit: ${s.replace(/^error: /, 'error: ')}`) })
-  registerInspect(program)
-  registerDocuments(program)
-  registerTags(program)
-  registerCopy(program)
-  registerCheck(program)
-  registerAppend(program)
-  registerLayer(program)
-  registerUnpack(program)
-  registerRegistry(program)
+  const named = argv && commandIn(argv)
+  const only = COMMANDS.find(([names]) => named !== undefined && names.includes(named))
+  for (const [, register] of only ? [only] : COMMANDS) register(program)
   for (const c of program.commands) c.showHelpAfterError(`(run 'ocikit ${c.name()} --help' for usage)`)
   return program
 }

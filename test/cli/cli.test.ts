@@ -31,6 +31,24 @@ test('--version and --help', async () => {
   assert.match(gh.stdout, /--grace/)
 })
 
+test('only the command named on the command line is built; help and typos see them all', async () => {
+  const { buildProgram } = await import('../../src/cli/program.ts')
+  const names = (argv: string[]) => buildProgram(['node', 'ocikit', ...argv]).commands.map((c) => c.name())
+  assert.deepEqual(names(['copy', 'a', 'b']), ['copy'])
+  assert.deepEqual(names(['--insecure', 'copy', 'config', 'x']), ['manifest', 'config', 'digest'], 'the value of --insecure is not a command')
+  assert.deepEqual(names(['--debug', 'layer', 'create', 'd']), ['layer'])
+  const all = names(['--help'])
+  assert.ok(all.length >= 20 && all.includes('login') && all.includes('inspect'), all.join(' '))
+  assert.deepEqual(names(['cpy']), all)
+  assert.deepEqual(names([]), all)
+  const typo = await ocikit(['cpy', 'a', 'b'])
+  assert.equal(typo.code, 2)
+  assert.match(typo.stderr, /unknown command 'cpy'[\s\S]*Did you mean copy\?/)
+  const help = await ocikit(['help', 'copy'])
+  assert.equal(help.code, 0)
+  assert.match(help.stdout, /Usage: ocikit copy/)
+})
+
 test('a reader that closes the pipe early ends the command quietly', async () => {
   const { spawn } = await import('node:child_process')
   const child = spawn(process.execPath, [path.resolve('src/cli/main.ts'), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] })
@@ -152,4 +170,10 @@ test('the installed command (bin/ocikit.js and its bundled program) runs the mai
   assert.equal(inspect.layers.length, 1)
   assert.ok(appended.stdout.includes(inspect.digest))
   await run(['fsck', `oci:${out}`])
+  // Start-up cost: the bundle reaches Node's modules without running their lazy getters
+  // (scripts/bundle-cli.ts), which would load undici, parseArgs, worker_threads and more.
+  const hook = `data:text/javascript,process.on('exit', () => process.stderr.write(process.moduleLoadList.join('\\n')))`
+  const loaded = (await promisify(execFile)(process.execPath, ['--import', hook, 'bin/ocikit.js', 'copy', `oci:${out}:v1`, `oci:${out}:v2`, '-q'])).stderr
+  assert.match(loaded, /NativeModule crypto/)
+  for (const lazy of ['internal/util/parse_args', 'internal/util/diff', 'worker_threads', 'undici']) assert.doesNotMatch(loaded, new RegExp(lazy))
 })
