@@ -57,7 +57,7 @@ const builtinsByGetter: Plugin = {
  * when used. The bundle fails to build if esbuild's output no longer has the expected shape.
  */
 function importBuiltinsByPrototype(code: string): string {
-  const call = /__toESM\((require_node_[a-z_]+)\(\), 1\)/g
+  const call = /__toESM\((require_node_[a-z_]+)\(\), ?1\)/g
   if (!call.test(code)) throw new Error('bundle-cli: no __toESM(require_node_*(), 1) in the bundle; esbuild changed its output')
   const helper = 'var __builtinESM = (m) => ({ __proto__: m, default: m });\n'
   return helper + code.replace(call, '__builtinESM($1())')

@@ -15,6 +15,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { Readable } from 'node:stream'
+import { BufferPool } from '../buffer-pool.ts'
 import { OcikitError } from '../errors.ts'
 import type { EntryType, LayerEntry } from './entry.ts'
 import { XATTR_PAX_PREFIX } from './xattr.ts'
@@ -139,44 +140,13 @@ function fieldsOf(e: LayerEntry, mtime: number): { h: HeaderFields; pax: Record<
   return { h, pax: Object.keys(pax).length > 0 ? pax : undefined }
 }
 
-const pools = new WeakMap<ArrayBufferLike, SlabPool>()
-
-/** Reusable slabs: the tar is written into them and the compressor gives them back. */
-class SlabPool {
-  readonly size: number
-  readonly #free: Buffer[] = []
-  constructor(size: number) {
-    this.size = size
-  }
-  take(): Buffer {
-    const b = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.size)
-    pools.set(b.buffer, this)
-    return b
-  }
-  give(b: Buffer): void {
-    if (this.#free.length < 64) this.#free.push(b)
-  }
-}
-
-/**
- * Hands a chunk of a packed tar back for reuse, once its bytes are no longer needed (the
- * compressor calls this after a block is compressed). Does nothing for other buffers.
- * Whoever calls it must hold the only remaining use of the chunk.
- */
-export function releaseChunk(chunk: Uint8Array): void {
-  const pool = pools.get(chunk.buffer)
-  if (!pool) return
-  pools.delete(chunk.buffer)
-  pool.give(Buffer.from(chunk.buffer, 0, pool.size))
-}
-
 /** Writes bytes into slabs and collects the full ones. */
 class SlabWriter {
-  readonly #pool: SlabPool
+  readonly #pool: BufferPool
   #slab: Buffer
   #pos = 0
   readonly full: Buffer[] = []
-  constructor(pool: SlabPool) {
+  constructor(pool: BufferPool) {
     this.#pool = pool
     this.#slab = pool.take()
   }
@@ -313,7 +283,7 @@ export function tarEntries(
   })
   stats.catch(() => {}) // surfaced through the stream; callers awaiting stats still see it
   async function* produce(): AsyncGenerator<Buffer> {
-    const w = new SlabWriter(new SlabPool(slabSize))
+    const w = new SlabWriter(new BufferPool(slabSize))
     let n = 0
     try {
       for await (const e of entries) {

@@ -9,8 +9,10 @@
  */
 import { readFileSync } from 'node:fs'
 import type http from 'node:http'
+import type { ClientRequest } from 'node:http'
 import type https from 'node:https'
 import { Readable } from 'node:stream'
+import { releaseChunk } from '../../buffer-pool.ts'
 import { OcikitError } from '../../errors.ts'
 
 /** A response body: an async iterable of bytes that can be dropped unread. */
@@ -175,8 +177,23 @@ export function createHttpClient(o: HttpClientOptions = {}): HttpSend {
         body.on('error', (e) => req.destroy(e))
         // A server may answer (say 401) before reading the whole body: stop sending then.
         req.on('close', () => body.destroy())
-        body.pipe(req)
+        sendBody(body, req)
       } else req.end(body)
     })
   }
+}
+
+/**
+ * Writes a stream into a request, as `pipe()` would, and hands each chunk back to its buffer
+ * pool (`releaseChunk`) once the socket has taken it, so that a file read for an upload reuses
+ * a few buffers. A failure on either side ends it: the handlers set by the caller destroy the
+ * other side.
+ */
+function sendBody(body: Readable, req: ClientRequest): void {
+  body.on('data', (c: Buffer) => {
+    if (!req.write(c, () => releaseChunk(c))) body.pause()
+  })
+  req.on('drain', () => body.resume())
+  body.on('end', () => req.end())
+  body.resume()
 }

@@ -124,3 +124,44 @@ test('reading a blob whose bytes do not match its name fails; a missing one is B
   await assert.rejects(l.readBlob({ ...desc, digest: digestOf('absent') }), (e) => isOcikitError(e, 'BLOB_UNKNOWN') && /missing/.test(e.message))
   await assert.rejects(l.openBlob({ ...desc, digest: digestOf('absent') }), (e) => isOcikitError(e, 'BLOB_UNKNOWN'))
 })
+
+test('readBlob checks a small blob against the size and digest it is read for', async (t) => {
+  const l = await OciLayout.create(await tempDir(t))
+  const { digest } = await l.writeBlob(Buffer.from('{"a":1}'), undefined)
+  assert.equal(Buffer.from(await l.readBlob({ mediaType: 'application/json', digest, size: 7 })).toString(), '{"a":1}')
+  assert.equal(Buffer.from(await l.readBlobByDigest(digest)).toString(), '{"a":1}')
+  const size = (n: number) => (e: unknown) => isOcikitError(e, 'SIZE_MISMATCH') && e.message.includes(String(n))
+  await assert.rejects(l.readBlob({ mediaType: 'application/json', digest, size: 6 }), size(7), 'longer on disk than described')
+  await assert.rejects(l.readBlob({ mediaType: 'application/json', digest, size: 9 }), size(7), 'shorter on disk than described')
+  await fs.chmod(l.blobPath(digest), 0o644)
+  await fs.writeFile(l.blobPath(digest), '{"a":2}')
+  await assert.rejects(l.readBlob({ mediaType: 'application/json', digest, size: 7 }), (e) => isOcikitError(e, 'DIGEST_MISMATCH'))
+  await assert.rejects(l.readBlobByDigest(digest), (e) => isOcikitError(e, 'DIGEST_MISMATCH'))
+})
+
+test('open reports a missing oci-layout file before a broken index.json', async (t) => {
+  const dir = await tempDir(t)
+  await OciLayout.create(dir)
+  await fs.rm(path.join(dir, 'oci-layout'))
+  await fs.writeFile(path.join(dir, 'index.json'), 'not json')
+  await assert.rejects(OciLayout.open(dir), (e) => isOcikitError(e, 'INVALID_LAYOUT') && /oci-layout is missing/.test(e.message))
+})
+
+test('openBlob streams a blob in pooled chunks and fails on one longer or shorter than described', async (t) => {
+  const dir = await tempDir(t)
+  const l = await OciLayout.create(dir)
+  const data = Buffer.alloc(2.5 * (1 << 20), 7)
+  const d = { mediaType: 'application/octet-stream', digest: digestOf(data), size: data.length }
+  await l.writeBlob(data, d)
+  const read = async () => {
+    const chunks: Buffer[] = []
+    for await (const c of await l.openBlob(d)) chunks.push(Buffer.from(c as Buffer))
+    return Buffer.concat(chunks)
+  }
+  assert.ok((await read()).equals(data))
+  await fs.chmod(l.blobPath(d.digest), 0o644)
+  await fs.appendFile(l.blobPath(d.digest), 'x')
+  await assert.rejects(read(), (e) => isOcikitError(e, 'SIZE_MISMATCH'))
+  await fs.truncate(l.blobPath(d.digest), 1000)
+  await assert.rejects(read(), (e) => isOcikitError(e, 'SIZE_MISMATCH'))
+})
