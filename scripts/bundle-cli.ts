@@ -76,7 +76,7 @@ const result = await build({
   // A native addon, optional: loaded from node_modules when present.
   external: ['fs-xattr'],
   plugins: [lazyChildProcess, builtinsByGetter],
-  // Packages written as CommonJS call require() for Node's own modules.
+  // For a require() the plugins do not resolve at build time (an external package).
   banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },
 })
 for (const f of result.outputFiles) {

@@ -56,6 +56,8 @@ function commandIn(argv: readonly string[]): string | undefined {
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i] as string
     if (GLOBAL_WITH_VALUE.has(a)) i++
+    else if (a === '-h' || a === '--help')
+      return undefined // the program's own help lists every command
     else if (a === '--') return argv[i + 1]
     else if (!a.startsWith('-')) return a
   }

@@ -40,6 +40,7 @@ test('only the command named on the command line is built; help and typos see th
   const all = names(['--help'])
   assert.ok(all.length >= 20 && all.includes('login') && all.includes('inspect'), all.join(' '))
   assert.deepEqual(names(['cpy']), all)
+  assert.deepEqual(names(['--help', 'copy']), all)
   assert.deepEqual(names([]), all)
   const typo = await ocikit(['cpy', 'a', 'b'])
   assert.equal(typo.code, 2)
