@@ -42,6 +42,11 @@ test('only the command named on the command line is built; help and typos see th
   assert.deepEqual(names(['cpy']), all)
   assert.deepEqual(names(['--help', 'copy']), all)
   assert.deepEqual(names([]), all)
+  // Every command is in the table, so that naming it builds only its own group.
+  for (const name of all) {
+    const built = names([name])
+    assert.ok(built.includes(name) && built.length < all.length, `${name}: ${built.join(' ')}`)
+  }
   const typo = await ocikit(['cpy', 'a', 'b'])
   assert.equal(typo.code, 2)
   assert.match(typo.stderr, /unknown command 'cpy'[\s\S]*Did you mean copy\?/)

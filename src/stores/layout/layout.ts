@@ -11,7 +11,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
-import { BufferPool } from '../../buffer-pool.ts'
+import { BufferPool, releaseChunk } from '../../buffer-pool.ts'
 import { type Digest, DigestingStream, digestAlgorithm, digestHex, type Expected, parseDigest, verifiedAs, verifyBytes, verifyingStream } from '../../digest.ts'
 import { DigestMismatchError, InvalidDocumentError, isErrno, NotFoundError, OcikitError, SizeMismatchError } from '../../errors.ts'
 import type { IoOptions } from '../../image/types.ts'
@@ -359,7 +359,17 @@ class PooledFileStream extends Readable {
   override _read(): void {
     const b = this.#pool.take()
     this.#fh.read(b, 0, b.length, null).then(
-      ({ bytesRead }) => this.push(bytesRead === 0 ? null : bytesRead === b.length ? b : b.subarray(0, bytesRead)),
+      ({ bytesRead }) => {
+        if (bytesRead === b.length) {
+          this.push(b)
+          return
+        }
+        // A short last chunk (or a small blob) is copied out, as fs.ReadStream does, so that
+        // whoever keeps it does not keep a whole 1 MiB buffer; the buffer goes straight back.
+        const rest = bytesRead === 0 ? null : Buffer.from(b.subarray(0, bytesRead))
+        releaseChunk(b)
+        this.push(rest)
+      },
       (e: Error) => this.destroy(e),
     )
   }

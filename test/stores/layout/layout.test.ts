@@ -147,7 +147,7 @@ test('open reports a missing oci-layout file before a broken index.json', async 
   await assert.rejects(OciLayout.open(dir), (e) => isOcikitError(e, 'INVALID_LAYOUT') && /oci-layout is missing/.test(e.message))
 })
 
-test('openBlob streams a blob in pooled chunks and fails on one longer or shorter than described', async (t) => {
+test('openBlob streams a blob and fails on one longer or shorter than described', async (t) => {
   const dir = await tempDir(t)
   const l = await OciLayout.create(dir)
   const data = Buffer.alloc(2.5 * (1 << 20), 7)
@@ -164,4 +164,15 @@ test('openBlob streams a blob in pooled chunks and fails on one longer or shorte
   await assert.rejects(read(), (e) => isOcikitError(e, 'SIZE_MISMATCH'))
   await fs.truncate(l.blobPath(d.digest), 1000)
   await assert.rejects(read(), (e) => isOcikitError(e, 'SIZE_MISMATCH'))
+})
+
+test('openBlob gives a small blob in a chunk of its own size, not a 1 MiB buffer', async (t) => {
+  const l = await OciLayout.create(await tempDir(t))
+  const data = Buffer.from('{"small":true}')
+  const d = { mediaType: 'application/json', digest: digestOf(data), size: data.length }
+  await l.writeBlob(data, d)
+  const chunks: Buffer[] = []
+  for await (const c of await l.openBlob(d)) chunks.push(c as Buffer)
+  assert.ok(Buffer.concat(chunks).equals(data))
+  for (const c of chunks) assert.ok(c.buffer.byteLength < 1 << 20, `a ${c.length}-byte chunk holds ${c.buffer.byteLength} bytes`)
 })
