@@ -112,8 +112,8 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
   }
 
   async function* compareDir(rel: string): AsyncGenerator<LayerEntry> {
-    const oldNames = await sortedNames(path.join(oldRoot, rel))
-    const newNames = await sortedNames(path.join(newRoot, rel))
+    const oldNames = sortedNames(path.join(oldRoot, rel))
+    const newNames = sortedNames(path.join(newRoot, rel))
     const oldStats = new Map<string, Stats>()
     for (const n of oldNames) oldStats.set(n, await fs.lstat(path.join(oldRoot, rel, n)))
     const newSet = new Set(newNames)
@@ -153,7 +153,7 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
       }
       if (os && kind(os) === kind(ns) && !(await changed(oldFull, newFull, os, ns, ctx.xattrs))) continue
       // Added, changed, or of another kind than before: the new object replaces the old.
-      const e = await entryFor(newFull, at(childRel), ns, ctx)
+      const e = entryFor(newFull, at(childRel), ns, ctx)
       if (!e) continue
       yield* flush()
       yield e

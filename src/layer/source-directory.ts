@@ -92,7 +92,7 @@ export interface WalkContext {
 }
 
 /** The entry for one filesystem object at layer path `at`, or undefined for what a layer cannot hold. */
-export async function entryFor(full: string, at: string, s: import('node:fs').Stats, ctx: WalkContext): Promise<LayerEntry | undefined> {
+export function entryFor(full: string, at: string, s: import('node:fs').Stats, ctx: WalkContext): LayerEntry | undefined {
   const xattrs = ctx.xattrs && !s.isSymbolicLink() ? readXattrs(ctx.xattrs, full) : undefined
   const base = { path: at, mode: s.mode & 0o7777, uid: ctx.uid, gid: ctx.gid, size: 0, ...(xattrs ? { xattrs } : {}) }
   if (s.isDirectory()) return { ...base, type: 'directory' }
@@ -134,25 +134,28 @@ export async function xattrsFor(wanted: boolean | undefined): Promise<XattrApi |
 }
 
 /** Sorted names of a directory's children. */
-export async function sortedNames(dir: string): Promise<string[]> {
+export function sortedNames(dir: string): string[] {
   return readdirSync(dir).sort(compareNames)
 }
 
-/** Every entry under `rel` (not `rel` itself) of the tree at `root`, placed under `prefix`. */
-export async function* walkTree(
+/**
+ * Every entry under `rel` (not `rel` itself) of the tree at `root`, placed under `prefix`.
+ * Synchronous: nested async generators cost a promise per entry per level of depth.
+ */
+export function* walkTree(
   root: string,
   rel: string,
   prefix: string,
   ctx: WalkContext,
   ig?: { ignores: (p: string) => boolean; negations: boolean },
-): AsyncGenerator<LayerEntry> {
-  for (const name of await sortedNames(path.join(root, rel))) {
+): Generator<LayerEntry> {
+  for (const name of sortedNames(path.join(root, rel))) {
     const relPath = rel ? `${rel}/${name}` : name
     const full = path.join(root, relPath)
     const s = lstatSync(full)
     const ignored = ig?.ignores(relPath) ?? false
     if (ignored && !(s.isDirectory() && ig?.negations)) continue
-    const e = ignored ? undefined : await entryFor(full, prefix ? `${prefix}/${relPath}` : relPath, s, ctx)
+    const e = ignored ? undefined : entryFor(full, prefix ? `${prefix}/${relPath}` : relPath, s, ctx)
     if (e) yield e
     if (s.isDirectory()) yield* walkTree(root, relPath, prefix, ctx, ig)
   }
