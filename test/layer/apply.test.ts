@@ -11,33 +11,9 @@ import { MemoryBlobSource } from '../../src/image/memory.ts'
 import { BlobLayer } from '../../src/image/view.ts'
 import { applyLayer, applyTar } from '../../src/layer/apply.ts'
 import { layerFromDiff, layerFromDirectory } from '../../src/layer/build.ts'
+import { type RawEntry, rawTar } from '../helpers/tar.ts'
 import { snapshot, tempDir } from '../helpers/tmp.ts'
 import { describeTree, edgeTree, genTree } from '../helpers/tree.ts'
-
-interface RawEntry {
-  name: string
-  type?: 'file' | 'directory' | 'symlink' | 'link'
-  linkname?: string
-  content?: string
-}
-
-/** A tar made with raw headers, so hostile names reach the applier unchanged. */
-async function rawTar(entries: RawEntry[]): Promise<Buffer> {
-  const pack = tarStream.pack()
-  const chunks: Buffer[] = []
-  const done = new Promise<void>((r) => pack.on('end', () => r()))
-  pack.on('data', (c) => chunks.push(c as Buffer))
-  for (const e of entries) {
-    const body = Buffer.from(e.content ?? '')
-    pack.entry(
-      { name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.type === 'directory' ? 0o755 : 0o644, mtime: new Date(0), size: body.length },
-      body,
-    )
-  }
-  pack.finalize()
-  await done
-  return Buffer.concat(chunks)
-}
 
 test('directory → layer → apply gives the same tree (edge cases and the bench tree)', async (t) => {
   const dir = await tempDir(t)

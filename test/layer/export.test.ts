@@ -1,0 +1,107 @@
+import assert from 'node:assert/strict'
+import { createWriteStream } from 'node:fs'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { test } from 'node:test'
+import tarStream from 'tar-stream'
+import type { Image } from '../../src/image/types.ts'
+import { applyTar, unpackImage } from '../../src/layer/apply.ts'
+import { exportImage } from '../../src/layer/export.ts'
+import { needPeers, peer } from '../helpers/peers.ts'
+import { type RawEntry, rawImage } from '../helpers/tar.ts'
+import { tempDir } from '../helpers/tmp.ts'
+import { describeTree } from '../helpers/tree.ts'
+
+/** The names and types of a tar's entries, in order (links with their targets). */
+async function listTar(file: string): Promise<string[]> {
+  const extract = tarStream.extract()
+  const done = pipeline((await fs.open(file)).createReadStream(), extract as unknown as NodeJS.WritableStream)
+  const out: string[] = []
+  for await (const e of extract) {
+    out.push(e.header.type === 'link' ? `${e.header.name} -> ${e.header.linkname}` : e.header.name)
+    e.resume()
+  }
+  await done
+  return out
+}
+
+/**
+ * Exports `layers` as one tar and checks that it extracts (with our applier, and with GNU tar
+ * when present) to the tree that unpacking the layers one by one gives. Returns the tar's entries.
+ */
+async function exportMatchesUnpack(t: import('node:test').TestContext, layers: RawEntry[][]): Promise<string[]> {
+  const img: Image = await rawImage(layers)
+  const root = await tempDir(t)
+  const unpacked = path.join(root, 'unpacked')
+  await unpackImage(img, unpacked)
+  const want = await describeTree(unpacked)
+  const file = path.join(root, 'merged.tar')
+  await pipeline(exportImage(img), createWriteStream(file))
+  const ours = path.join(root, 'ours')
+  await applyTar((await fs.open(file)).createReadStream(), ours)
+  assert.deepEqual(await describeTree(ours), want, 'our applier')
+  if (!needPeers('tar').skip) {
+    const gnu = path.join(root, 'gnu')
+    await fs.mkdir(gnu)
+    await peer('tar', ['-xf', file, '-C', gnu])
+    assert.deepEqual(await describeTree(gnu), want, 'GNU tar')
+  }
+  return listTar(file)
+}
+
+test('export: a hardlink to a file of a lower layer comes after its target', async (t) => {
+  const names = await exportMatchesUnpack(t, [[{ name: 'a', content: 'lower' }], [{ name: 'b', type: 'link', linkname: 'a' }]])
+  assert.deepEqual(names, ['a', 'b -> a'])
+})
+
+test('export: a hardlink whose target an upper layer replaced keeps the content it was made with', async (t) => {
+  const names = await exportMatchesUnpack(t, [
+    [{ name: 'a', content: 'old' }],
+    [
+      { name: 'b', type: 'link', linkname: 'a' },
+      { name: 'c', type: 'link', linkname: 'a' },
+    ],
+    [{ name: 'a', content: 'new' }],
+  ])
+  // b gets the old content, c stays linked to it; a is the new file.
+  assert.deepEqual(names, ['a', 'b', 'c -> b'])
+})
+
+test('export: a hardlink whose target an upper layer deleted keeps the content; links within one layer stay as they are', async (t) => {
+  const names = await exportMatchesUnpack(t, [
+    [
+      { name: 'd/', type: 'directory' },
+      { name: 'd/a', content: 'kept by the link' },
+      { name: 'x', content: 'x' },
+      { name: 'y', type: 'link', linkname: 'x' },
+    ],
+    [{ name: 'b', type: 'link', linkname: 'd/a' }],
+    [{ name: 'd/.wh.a' }],
+  ])
+  assert.deepEqual(names, ['d/', 'b', 'x', 'y -> x'])
+})
+
+test('export: a hardlink to a hardlink of a lower layer reaches the file behind both', async (t) => {
+  const names = await exportMatchesUnpack(t, [
+    [
+      { name: 'a', content: 'first' },
+      { name: 'm', type: 'link', linkname: 'a' },
+    ],
+    [{ name: 'b', type: 'link', linkname: 'm' }],
+    [{ name: 'a', content: 'replaced' }],
+  ])
+  assert.deepEqual(names, ['a', 'm', 'b -> m'])
+})
+
+test('export: a hardlink to a file its own layer held, since replaced above, gets that file read again', async (t) => {
+  const names = await exportMatchesUnpack(t, [
+    [
+      { name: 'a', content: 'first' },
+      { name: 'm', type: 'link', linkname: 'a' },
+      { name: 'z', content: 'z' },
+    ],
+    [{ name: 'a', content: 'replaced' }],
+  ])
+  assert.deepEqual(names, ['a', 'z', 'm'])
+})
