@@ -17,6 +17,7 @@ import type { Image, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { compressionOf, decompressor } from './compress.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
+import { PaxXattrTap } from './pax-xattrs.ts'
 import { completeTarEnd, entryOwner } from './read.ts'
 import { xattrApi, xattrsOfPax } from './xattr.ts'
 
@@ -157,7 +158,8 @@ class Applier {
     await fs.rm(p, { recursive: true, force: true })
   }
 
-  async entry(header: tarStream.Header, body: Readable): Promise<void> {
+  /** `rawXattrs`: the entry's xattr values as bytes, when the tar was read through a PaxXattrTap. */
+  async entry(header: tarStream.Header, body: Readable, rawXattrs?: Map<string, Buffer>): Promise<void> {
     const raw = header.name
     const rel = cleanEntryPath(raw)
     if (rel === '') {
@@ -201,7 +203,7 @@ class Applier {
         if (!existing?.isDirectory()) await fs.mkdir(target, { mode })
         body.resume()
         await this.owner(target, header) // before chmod: chown clears setuid and setgid
-        await this.xattrs(target, rel, header)
+        await this.xattrs(target, rel, header, rawXattrs)
         await fs.chmod(target, mode)
         this.dirTimes.push({ path: target, mtime })
         return
@@ -218,7 +220,7 @@ class Applier {
         }
         this.stats.bytes += header.size ?? 0
         await this.owner(target, header) // before chmod: chown clears setuid and setgid
-        await this.xattrs(target, rel, header)
+        await this.xattrs(target, rel, header, rawXattrs)
         await fs.chmod(target, mode)
         await fs.utimes(target, mtime, mtime)
         return
@@ -281,8 +283,8 @@ class Applier {
   }
 
   /** Sets the entry's extended attributes, after its owner (a chown drops file capabilities). */
-  async xattrs(target: string, rel: string, header: tarStream.Header): Promise<void> {
-    const attrs = this.o.xattrs === false ? [] : xattrsOfPax(header.pax as Record<string, string> | undefined)
+  async xattrs(target: string, rel: string, header: tarStream.Header, raw: Map<string, Buffer> | undefined): Promise<void> {
+    const attrs = this.o.xattrs === false ? [] : exactXattrs(xattrsOfPax(header.pax as Record<string, string> | undefined), raw)
     if (attrs.length === 0) return
     const api = await xattrApi()
     if (!api) {
@@ -291,7 +293,7 @@ class Applier {
     }
     for (const [name, value] of attrs) {
       try {
-        await api.setAttribute(target, name, Buffer.from(value, 'utf8'))
+        await api.setAttribute(target, name, value)
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code ?? 'error'
         this.notice(`xattr-${code}-${name.split('.')[0]}`, `extended attribute ${name} of ${rel} (and others like it) not restored: ${code}`)
@@ -316,16 +318,28 @@ class Applier {
   }
 }
 
+/**
+ * An entry's xattrs with their exact bytes: the tap's values when they name the same attributes
+ * tar-stream decoded (they always do unless the tap lost its way in a malformed tar), else
+ * tar-stream's text.
+ */
+function exactXattrs(decoded: [string, string][], raw: Map<string, Buffer> | undefined): [string, Buffer][] {
+  if (raw && raw.size === decoded.length && decoded.every(([name]) => raw.has(name))) return [...raw]
+  return decoded.map(([name, value]) => [name, Buffer.from(value, 'utf8')])
+}
+
 /** Applies an uncompressed tar stream onto `dir` (created if missing). */
 export async function applyTar(tar: Readable, dir: string, o: ApplyOptions = {}): Promise<ApplyStats> {
   await fs.mkdir(dir, { recursive: true })
   const applier = new Applier(await fs.realpath(dir), o)
   const extract = tarStream.extract()
-  const feeding = pipeline(tar, expansionGuard(undefined, o, 'layer'), completeTarEnd(), extract as unknown as NodeJS.WritableStream, { signal: o.signal })
+  const tap = new PaxXattrTap()
+  const feeding = pipeline(tar, expansionGuard(undefined, o, 'layer'), completeTarEnd(), tap, extract as unknown as NodeJS.WritableStream, { signal: o.signal })
   feeding.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
   try {
     for await (const entry of extract) {
-      await applier.entry(entry.header, entry as unknown as Readable)
+      const h = entry.header as tarStream.Header & { byteOffset?: number }
+      await applier.entry(h, entry as unknown as Readable, h.byteOffset === undefined ? undefined : tap.xattrsAt(h.byteOffset))
     }
     await feeding
   } catch (e) {
