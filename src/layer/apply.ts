@@ -17,9 +17,9 @@ import type { Image, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { compressionOf, decompressor } from './compress.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
-import { PaxXattrTap } from './pax-xattrs.ts'
+import { exactXattrs, PaxXattrTap } from './pax-xattrs.ts'
 import { completeTarEnd, entryOwner } from './read.ts'
-import { xattrApi, xattrsOfPax } from './xattr.ts'
+import { xattrApi } from './xattr.ts'
 
 /** Runs a tool (mkfifo, mknod); node:child_process is loaded only then. */
 const run = (cmd: string, args: string[]) => promisify(process.getBuiltinModule('node:child_process').execFile)(cmd, args)
@@ -284,7 +284,7 @@ class Applier {
 
   /** Sets the entry's extended attributes, after its owner (a chown drops file capabilities). */
   async xattrs(target: string, rel: string, header: tarStream.Header, raw: Map<string, Buffer> | undefined): Promise<void> {
-    const attrs = this.o.xattrs === false ? [] : exactXattrs(xattrsOfPax(header.pax as Record<string, string> | undefined), raw)
+    const attrs = this.o.xattrs === false ? [] : exactXattrs(header, raw)
     if (attrs.length === 0) return
     const api = await xattrApi()
     if (!api) {
@@ -316,16 +316,6 @@ class Applier {
     // Directory times last, deepest first: writing into a directory changes its mtime.
     for (const d of this.dirTimes.reverse()) await fs.utimes(d.path, d.mtime, d.mtime).catch(() => {})
   }
-}
-
-/**
- * An entry's xattrs with their exact bytes: the tap's values when they name the same attributes
- * tar-stream decoded (they always do unless the tap lost its way in a malformed tar), else
- * tar-stream's text.
- */
-function exactXattrs(decoded: [string, string][], raw: Map<string, Buffer> | undefined): [string, Buffer][] {
-  if (raw && raw.size === decoded.length && decoded.every(([name]) => raw.has(name))) return [...raw]
-  return decoded.map(([name, value]) => [name, Buffer.from(value, 'utf8')])
 }
 
 /** Applies an uncompressed tar stream onto `dir` (created if missing). */

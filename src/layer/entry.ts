@@ -26,6 +26,11 @@ export interface LayerEntry {
   readonly devmajor?: number | undefined
   readonly devminor?: number | undefined
   /**
+   * Modification time, whole seconds since the epoch. Layers that ocikit makes leave it unset,
+   * so that every entry gets the layer's one timestamp; `export` keeps each entry's own.
+   */
+  readonly mtime?: number | undefined
+  /**
    * The file on disk that holds the content of a file entry, when there is one: a packer may
    * read it directly instead of calling `open` or `read` (it must still hold `size` bytes).
    */

@@ -3,26 +3,60 @@
  * read top to bottom, and an entry is written only if no upper layer already wrote that path,
  * deleted it (whiteout), hid its directory (opaque whiteout) or put a non-directory above it.
  * Hardlinks are resolved as unpacking the layers in order would resolve them (see exportImage).
+ * The tar is written by the layer tar writer, so PAX records (extended attributes included)
+ * keep their exact bytes; each entry keeps its own time, owner ids and mode, without user and
+ * group names.
  */
 import type { Readable } from 'node:stream'
 import tarStream from 'tar-stream'
 import type { Image, IoOptions, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
-import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
-import { completeTarEnd } from './read.ts'
+import { cleanEntryPath, type EntryType, type LayerEntry, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
+import { exactXattrs, PaxXattrTap } from './pax-xattrs.ts'
+import { completeTarEnd, entryOwner } from './read.ts'
+import { tarEntries } from './tar-write.ts'
 
 function ancestors(rel: string): string[] {
   const parts = rel.split('/')
   return parts.slice(0, -1).map((_, i) => parts.slice(0, i + 1).join('/'))
 }
 
-/** Where one entry's content goes in the output tar. */
-type EntrySink = ReturnType<tarStream.Pack['entry']>
+const TYPES: Partial<Record<tarStream.Header['type'], EntryType>> = {
+  file: 'file',
+  'contiguous-file': 'file',
+  link: 'hardlink',
+  symlink: 'symlink',
+  directory: 'directory',
+  'character-device': 'char-device',
+  'block-device': 'block-device',
+  fifo: 'fifo',
+}
+
+/** A tar entry as a layer entry at `name`; undefined for kinds a layer cannot hold. */
+function toEntry(h: tarStream.Header, name: string, raw: Map<string, Buffer> | undefined, content?: Readable): LayerEntry | undefined {
+  const type = TYPES[h.type]
+  if (!type) return undefined
+  const xattrs = exactXattrs(h, raw)
+  return {
+    path: name,
+    type,
+    mode: (h.mode ?? 0) & 0o7777,
+    ...entryOwner(h),
+    size: type === 'file' ? h.size : 0,
+    linkname: h.linkname || undefined,
+    devmajor: h.devmajor,
+    devminor: h.devminor,
+    mtime: h.mtime ? h.mtime.getTime() / 1000 : 0,
+    ...(xattrs.length ? { xattrs: Object.fromEntries(xattrs) } : {}),
+    ...(content ? { open: () => content } : {}),
+  }
+}
 
 /** A hardlink entry that wants the file its target named when its layer was made. */
 interface LinkRequest {
   header: tarStream.Header
   rel: string
+  raw: Map<string, Buffer> | undefined
 }
 
 /** What one layer held at a path, as far as its tar has been read. */
@@ -44,122 +78,136 @@ const push = <K, V>(m: Map<K, V[]>, k: K, vs: V[]) => (vs.length ? m.set(k, [...
  * end. A link whose target no layer holds is kept as it was, at the end.
  */
 export function exportImage(img: Image, o: IoOptions = {}): Readable {
-  const pack = tarStream.pack()
-  const put = (h: tarStream.Header, body?: { pipe: (sink: EntrySink) => unknown }) =>
-    new Promise<void>((resolve, reject) => {
-      const sink = pack.entry(h, (err) => (err ? reject(err) : resolve()))
-      if (body) body.pipe(sink)
-    })
-  const entriesOf = async (layer: Layer) => {
-    const extract = tarStream.extract()
-    const tar = chain(await layer.uncompressed(o), completeTarEnd())
-    tar.on('error', (e) => extract.destroy(e))
-    tar.pipe(extract as unknown as NodeJS.WritableStream)
-    return extract
-  }
-  const run = async () => {
-    const layers = (await img.layers()).reverse()
-    /** Paths of the merged tree, with the layer (0 = top) each came from. */
-    const claimed = new Map<string, number>()
-    /** Paths already in the output tar. */
-    const emitted = new Set<string>()
-    const deleted = new Set<string>() // whited out, or under a non-directory of an upper layer
-    const opaque = new Set<string>()
-    const hidden = (rel: string) => deleted.has(rel) || opaque.has('') || ancestors(rel).some((a) => deleted.has(a) || opaque.has(a))
-    /** Link requests for a target that a lower layer holds. */
-    const pending = new Map<string, LinkRequest[]>()
-    /** Link requests served by reading a layer again: layer → target → requests. */
-    const rereads = new Map<number, Map<string, LinkRequest[]>>()
+  return tarEntries(mergedEntries(img, o), 0).stream
+}
 
-    const linksTo = async (reqs: LinkRequest[], target: string) => {
-      for (const r of reqs) {
-        await put({ ...r.header, name: r.rel, linkname: target, size: 0 })
-        emitted.add(r.rel)
-      }
-    }
-    /** A file's content under the first requester's name, the others linked to it. */
-    const materialize = async (h: tarStream.Header, body: { pipe: (sink: EntrySink) => unknown }, reqs: LinkRequest[]) => {
-      const [first, ...rest] = reqs as [LinkRequest, ...LinkRequest[]]
-      await put({ ...h, name: first.rel, type: 'file', linkname: '' }, body)
-      emitted.add(first.rel)
-      await linksTo(rest, first.rel)
-    }
-    /** Sends link requests for `target`, as layer `li` saw it so far, to where they are served. */
-    const route = async (li: number, target: string, reqs: LinkRequest[], seen: Map<string, Seen>, links: Map<string, string>) => {
-      let t = target
-      for (let hops = 0; hops < 256; hops++) {
-        if (claimed.get(t) === li && emitted.has(t)) return linksTo(reqs, t) // the same file is in the merged tree
-        const next = links.get(t)
-        if (next === undefined) break
-        t = next // a link of this same layer: follow it to its file
-      }
-      if (seen.get(t) === 'file') {
-        const m = rereads.get(li) ?? new Map<string, LinkRequest[]>()
-        rereads.set(li, push(m, t, reqs))
-      } else push(pending, t, reqs)
-    }
+/** A layer's tar entries, with the exact xattr bytes of each (by the entry's body offset). */
+async function entriesOf(layer: Layer, o: IoOptions): Promise<{ extract: tarStream.Extract; tap: PaxXattrTap }> {
+  const extract = tarStream.extract()
+  const tap = new PaxXattrTap()
+  const tar = chain(await layer.uncompressed(o), completeTarEnd(), tap)
+  tar.on('error', (e) => extract.destroy(e))
+  tar.pipe(extract as unknown as NodeJS.WritableStream)
+  return { extract, tap }
+}
 
-    for (const [li, layer] of layers.entries()) {
-      const newDeleted: string[] = []
-      const newOpaque: string[] = []
-      const seen = new Map<string, Seen>()
-      const links = new Map<string, string>()
-      for await (const entry of await entriesOf(layer)) {
-        const h = entry.header
-        const rel = cleanEntryPath(h.name)
-        const base = rel.slice(rel.lastIndexOf('/') + 1)
-        const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : ''
-        const whiteout = base.startsWith(WHITEOUT_PREFIX)
-        if (base === OPAQUE_WHITEOUT) newOpaque.push(dir)
-        else if (whiteout) newDeleted.push((dir ? `${dir}/` : '') + base.slice(WHITEOUT_PREFIX.length))
-        const shadowed = rel === '' || whiteout || claimed.has(rel) || hidden(rel)
-        const isLink = h.type === 'link' && Boolean(h.linkname)
-        const isFile = h.type === 'file' || h.type === 'contiguous-file'
-        const waiting = whiteout ? undefined : pending.get(rel)
-        if (waiting && (isFile || isLink)) pending.delete(rel)
-        if (!shadowed) {
-          claimed.set(rel, li)
-          if (h.type !== 'directory') newDeleted.push(`${rel}/`) // nothing lower can sit under a non-directory
-        }
-        if (!whiteout) seen.set(rel, isFile ? 'file' : isLink ? 'link' : 'other')
-        if (isLink) {
-          const target = cleanEntryPath(h.linkname)
-          links.set(rel, target)
-          entry.resume()
-          await route(li, target, [...(shadowed ? [] : [{ header: h, rel }]), ...(waiting ?? [])], seen, links)
-          continue
-        }
-        if (isFile && waiting && shadowed) {
-          await materialize(h, entry, waiting)
-          continue
-        }
-        if (shadowed) {
-          entry.resume()
-          continue
-        }
-        await put({ ...h, name: h.type === 'directory' ? `${rel}/` : rel }, entry)
-        emitted.add(rel)
-        if (isFile && waiting) await linksTo(waiting, rel)
-      }
-      for (const d of newDeleted) deleted.add(d.replace(/\/$/, ''))
-      for (const d of newOpaque) opaque.add(d)
+const rawOf = (tap: PaxXattrTap, h: tarStream.Header) => {
+  const at = (h as tarStream.Header & { byteOffset?: number }).byteOffset
+  return at === undefined ? undefined : tap.xattrsAt(at)
+}
+
+/** The entries of the merged tree, in the order exportImage writes them. */
+async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEntry> {
+  const layers = (await img.layers()).reverse()
+  /** Paths of the merged tree, with the layer (0 = top) each came from. */
+  const claimed = new Map<string, number>()
+  /** Paths already written. */
+  const emitted = new Set<string>()
+  const deleted = new Set<string>() // whited out, or under a non-directory of an upper layer
+  const opaque = new Set<string>()
+  const hidden = (rel: string) => deleted.has(rel) || opaque.has('') || ancestors(rel).some((a) => deleted.has(a) || opaque.has(a))
+  /** Link requests for a target that a lower layer holds. */
+  const pending = new Map<string, LinkRequest[]>()
+  /** Link requests served by reading a layer again: layer → target → requests. */
+  const rereads = new Map<number, Map<string, LinkRequest[]>>()
+
+  function* linksTo(reqs: LinkRequest[], target: string): Generator<LayerEntry> {
+    for (const r of reqs) {
+      const e = toEntry(r.header, r.rel, r.raw)
+      if (!e) continue
+      emitted.add(r.rel)
+      yield { ...e, type: 'hardlink', linkname: target, size: 0 }
     }
-    // Files that a link named after its layer had passed them, and the merged tree does not hold.
-    for (const [li, wanted] of rereads) {
-      for await (const entry of await entriesOf(layers[li] as Layer)) {
-        const rel = cleanEntryPath(entry.header.name)
-        const reqs = wanted.get(rel)
-        if (reqs && (entry.header.type === 'file' || entry.header.type === 'contiguous-file')) {
-          wanted.delete(rel)
-          await materialize(entry.header, entry, reqs)
-        } else entry.resume()
-      }
-      for (const [target, reqs] of wanted) push(pending, target, reqs)
-    }
-    // Targets that no layer holds: the links are kept as they were, last.
-    for (const [target, reqs] of pending) await linksTo(reqs, target)
-    pack.finalize()
   }
-  run().catch((e) => pack.destroy(e as Error))
-  return pack as unknown as Readable
+  /** A file's content under the first requester's name, the others linked to it. */
+  function* materialize(h: tarStream.Header, raw: Map<string, Buffer> | undefined, body: Readable, reqs: LinkRequest[]): Generator<LayerEntry> {
+    const [first, ...rest] = reqs as [LinkRequest, ...LinkRequest[]]
+    const e = toEntry(h, first.rel, raw, body)
+    if (!e) return
+    emitted.add(first.rel)
+    yield { ...e, type: 'file', linkname: undefined }
+    yield* linksTo(rest, first.rel)
+  }
+  /** Sends link requests for `target`, as layer `li` saw it so far, to where they are served. */
+  function* route(li: number, target: string, reqs: LinkRequest[], seen: Map<string, Seen>, links: Map<string, string>): Generator<LayerEntry> {
+    let t = target
+    for (let hops = 0; hops < 256; hops++) {
+      if (claimed.get(t) === li && emitted.has(t)) {
+        yield* linksTo(reqs, t) // the same file is in the merged tree
+        return
+      }
+      const next = links.get(t)
+      if (next === undefined) break
+      t = next // a link of this same layer: follow it to its file
+    }
+    if (seen.get(t) === 'file') {
+      const m = rereads.get(li) ?? new Map<string, LinkRequest[]>()
+      rereads.set(li, push(m, t, reqs))
+    } else push(pending, t, reqs)
+  }
+
+  for (const [li, layer] of layers.entries()) {
+    const newDeleted: string[] = []
+    const newOpaque: string[] = []
+    const seen = new Map<string, Seen>()
+    const links = new Map<string, string>()
+    const { extract, tap } = await entriesOf(layer, o)
+    for await (const entry of extract) {
+      const h = entry.header
+      const raw = rawOf(tap, h)
+      const rel = cleanEntryPath(h.name)
+      const base = rel.slice(rel.lastIndexOf('/') + 1)
+      const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : ''
+      const whiteout = base.startsWith(WHITEOUT_PREFIX)
+      if (base === OPAQUE_WHITEOUT) newOpaque.push(dir)
+      else if (whiteout) newDeleted.push((dir ? `${dir}/` : '') + base.slice(WHITEOUT_PREFIX.length))
+      const shadowed = rel === '' || whiteout || claimed.has(rel) || hidden(rel)
+      const isLink = h.type === 'link' && Boolean(h.linkname)
+      const isFile = h.type === 'file' || h.type === 'contiguous-file'
+      const waiting = whiteout ? undefined : pending.get(rel)
+      if (waiting && (isFile || isLink)) pending.delete(rel)
+      if (!shadowed) {
+        claimed.set(rel, li)
+        if (h.type !== 'directory') newDeleted.push(`${rel}/`) // nothing lower can sit under a non-directory
+      }
+      if (!whiteout) seen.set(rel, isFile ? 'file' : isLink ? 'link' : 'other')
+      if (isLink) {
+        const target = cleanEntryPath(h.linkname)
+        links.set(rel, target)
+        entry.resume()
+        yield* route(li, target, [...(shadowed ? [] : [{ header: h, rel, raw }]), ...(waiting ?? [])], seen, links)
+        continue
+      }
+      if (isFile && waiting && shadowed) {
+        yield* materialize(h, raw, entry as unknown as Readable, waiting)
+        continue
+      }
+      const e = shadowed ? undefined : toEntry(h, rel, raw, isFile ? (entry as unknown as Readable) : undefined)
+      if (!e) {
+        entry.resume()
+        continue
+      }
+      emitted.add(rel)
+      yield e
+      if (!isFile) entry.resume()
+      else if (waiting) yield* linksTo(waiting, rel)
+    }
+    for (const d of newDeleted) deleted.add(d.replace(/\/$/, ''))
+    for (const d of newOpaque) opaque.add(d)
+  }
+  // Files that a link named after its layer had passed them, and the merged tree does not hold.
+  for (const [li, wanted] of rereads) {
+    const { extract, tap } = await entriesOf(layers[li] as Layer, o)
+    for await (const entry of extract) {
+      const rel = cleanEntryPath(entry.header.name)
+      const reqs = wanted.get(rel)
+      if (reqs && (entry.header.type === 'file' || entry.header.type === 'contiguous-file')) {
+        wanted.delete(rel)
+        yield* materialize(entry.header, rawOf(tap, entry.header), entry as unknown as Readable, reqs)
+      } else entry.resume()
+    }
+    for (const [target, reqs] of wanted) push(pending, target, reqs)
+  }
+  // Targets that no layer holds: the links are kept as they were, last.
+  for (const [target, reqs] of pending) yield* linksTo(reqs, target)
 }

@@ -8,7 +8,8 @@
  * Written here because neither tar-stream nor node-tar hands out PAX values as bytes.
  */
 import { Transform, type TransformCallback } from 'node:stream'
-import { XATTR_PAX_PREFIX } from './xattr.ts'
+import type tarStream from 'tar-stream'
+import { XATTR_PAX_PREFIX, xattrsOfPax } from './xattr.ts'
 
 const BLOCK = 512
 /** PAX headers larger than this are not kept (tar-stream refuses them too). */
@@ -161,4 +162,15 @@ export class PaxXattrTap extends Transform {
     else this.#local = records
     this.#skip = padOf(size)
   }
+}
+
+/**
+ * A tar entry's xattrs with their exact bytes: the tap's values when they name the same
+ * attributes tar-stream decoded (they always do unless the tap lost its way in a malformed tar),
+ * else tar-stream's text.
+ */
+export function exactXattrs(header: tarStream.Header, raw: Map<string, Buffer> | undefined): [string, Buffer][] {
+  const decoded = xattrsOfPax(header.pax as Record<string, string> | undefined)
+  if (raw && raw.size === decoded.length && decoded.every(([name]) => raw.has(name))) return [...raw]
+  return decoded.map(([name, value]) => [name, Buffer.from(value, 'utf8')])
 }

@@ -1,6 +1,6 @@
 /**
  * Encodes layer entries as a tar stream, deterministically: every entry gets the same
- * timestamp, empty user and group names, and no atime/ctime. Headers are ustar; a PAX
+ * timestamp (unless it brings its own `mtime`), empty user and group names, and no atime/ctime. Headers are ustar; a PAX
  * extended header is added for what ustar cannot hold (names over 100 bytes that cannot be
  * split at a '/', non-ASCII names, link targets over 100 bytes, ids over 0o777777, sizes of
  * 8 GiB and more). The bytes are the ones tar-stream's pack() writes for the same headers, so
@@ -132,7 +132,7 @@ function fieldsOf(e: LayerEntry, mtime: number): { h: HeaderFields; pax: Record<
     uid: Math.min(e.uid, MAX_OCTAL_ID),
     gid: Math.min(e.gid, MAX_OCTAL_ID),
     size: e.type === 'file' ? e.size : 0,
-    mtime,
+    mtime: e.mtime === undefined ? mtime : Math.min(Math.max(0, Math.floor(e.mtime)), MAX_OCTAL_SIZE),
     linkname: e.linkname ?? '',
     devmajor: e.devmajor ?? 0,
     devminor: e.devminor ?? 0,

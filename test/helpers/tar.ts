@@ -13,6 +13,12 @@ export interface RawEntry {
   type?: 'file' | 'directory' | 'symlink' | 'link'
   linkname?: string
   content?: string
+  /** Default 0644 (0755 for directories). */
+  mode?: number
+  /** Default the epoch. */
+  mtime?: Date
+  uid?: number
+  gid?: number
 }
 
 /** A tar made with raw headers, so hostile names reach the applier unchanged. */
@@ -24,7 +30,16 @@ export async function rawTar(entries: RawEntry[]): Promise<Buffer> {
   for (const e of entries) {
     const body = Buffer.from(e.content ?? '')
     pack.entry(
-      { name: e.name, type: e.type ?? 'file', linkname: e.linkname, mode: e.type === 'directory' ? 0o755 : 0o644, mtime: new Date(0), size: body.length },
+      {
+        name: e.name,
+        type: e.type ?? 'file',
+        linkname: e.linkname,
+        mode: e.mode ?? (e.type === 'directory' ? 0o755 : 0o644),
+        mtime: e.mtime ?? new Date(0),
+        uid: e.uid ?? 0,
+        gid: e.gid ?? 0,
+        size: body.length,
+      },
       body,
     )
   }

@@ -105,3 +105,28 @@ test('export: a hardlink to a file its own layer held, since replaced above, get
   ])
   assert.deepEqual(names, ['a', 'z', 'm'])
 })
+
+test('export: entries keep their own time, mode and owner ids; user and group names are left out', async (t) => {
+  const when = new Date('2024-05-06T07:08:09Z')
+  const img = await rawImage([
+    [
+      { name: 'bin/', type: 'directory', mode: 0o700, mtime: when, uid: 5, gid: 6 },
+      { name: 'bin/tool', content: '#!/bin/sh\n', mode: 0o4755, mtime: when, uid: 1000, gid: 2000 },
+    ],
+    [{ name: 'etc/', type: 'directory', mtime: new Date('2025-01-01T00:00:00Z') }],
+  ])
+  const extract = tarStream.extract()
+  const done = pipeline(exportImage(img), extract as unknown as NodeJS.WritableStream)
+  const seen: Record<string, tarStream.Header> = {}
+  for await (const e of extract) {
+    seen[e.header.name] = e.header
+    e.resume()
+  }
+  await done
+  const tool = seen['bin/tool'] as tarStream.Header
+  assert.equal(tool.mtime.getTime(), when.getTime())
+  assert.equal(tool.mode & 0o7777, 0o4755)
+  assert.deepEqual([tool.uid, tool.gid, tool.uname, tool.gname], [1000, 2000, '', ''])
+  assert.equal((seen['bin/'] as tarStream.Header).mode & 0o7777, 0o700)
+  assert.equal((seen['etc/'] as tarStream.Header).mtime.toISOString(), '2025-01-01T00:00:00.000Z')
+})

@@ -2,8 +2,10 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { test } from 'node:test'
+import { appendLayers, scratch } from '../../src/image/mutate.ts'
 import { applyLayer, applyTar } from '../../src/layer/apply.ts'
 import { layerFromDiff, layerFromDirectory, writeLayerFile } from '../../src/layer/build.ts'
+import { exportImage } from '../../src/layer/export.ts'
 import { listLayerFile } from '../../src/layer/read.ts'
 import { directoryEntries } from '../../src/layer/source-directory.ts'
 import { type XattrApi, xattrApi } from '../../src/layer/xattr.ts'
@@ -141,4 +143,19 @@ test('xattrs: binary values (not UTF-8) are restored byte for byte, also after G
     assert.equal(await fs.readFile(path.join(out, 'f'.repeat(150), 'g'.repeat(150)), 'utf8'), 'x'.repeat(700))
     await check(out)
   }
+})
+
+test('xattrs: export keeps binary values byte for byte', async (t) => {
+  const s = await setup(t)
+  if (!s) return
+  const { api, dir } = s
+  const bin = Buffer.from([0xff, 0x00, 0x80, 0xc3, 0x28, 0x0a])
+  const src = path.join(dir, 'src')
+  await fs.mkdir(src)
+  await fs.writeFile(path.join(src, 'cap'), 'binary attribute\n')
+  await api.setAttribute(path.join(src, 'cap'), 'user.bin', bin)
+  const img = await appendLayers(scratch(), [layerFromDirectory(src, { xattrs: true, stagingDir: dir, compression: 'none' })])
+  const out = path.join(dir, 'out')
+  await applyTar(exportImage(img), out)
+  assert.deepEqual(api.getAttributeSync(path.join(out, 'cap'), 'user.bin'), bin)
 })
