@@ -123,7 +123,10 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
   function* materialize(h: tarStream.Header, raw: Map<string, Buffer> | undefined, body: Readable, reqs: LinkRequest[]): Generator<LayerEntry> {
     const [first, ...rest] = reqs as [LinkRequest, ...LinkRequest[]]
     const e = toEntry(h, first.rel, raw, body)
-    if (!e) return
+    if (!e) {
+      body.resume()
+      return
+    }
     emitted.add(first.rel)
     yield { ...e, type: 'file', linkname: undefined }
     yield* linksTo(rest, first.rel)

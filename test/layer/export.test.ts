@@ -130,3 +130,11 @@ test('export: entries keep their own time, mode and owner ids; user and group na
   assert.equal((seen['bin/'] as tarStream.Header).mode & 0o7777, 0o700)
   assert.equal((seen['etc/'] as tarStream.Header).mtime.toISOString(), '2025-01-01T00:00:00.000Z')
 })
+
+test('export: empty files, symlinks, directories and whiteouts of a stack of layers', async (t) => {
+  const names = await exportMatchesUnpack(t, [
+    [{ name: 'etc/', type: 'directory' }, { name: 'etc/empty' }, { name: 'etc/gone', content: 'deleted above' }, { name: 'etc/keep', content: 'k' }],
+    [{ name: 'etc/.wh.gone' }, { name: 'etc/also-empty' }, { name: 'etc/link', type: 'symlink', linkname: 'keep' }],
+  ])
+  assert.deepEqual(names, ['etc/also-empty', 'etc/link', 'etc/', 'etc/empty', 'etc/keep'])
+})
