@@ -106,7 +106,7 @@ test('export: a hardlink to a file its own layer held, since replaced above, get
   assert.deepEqual(names, ['a', 'z', 'm'])
 })
 
-test('export: entries keep their own time, mode and owner ids; user and group names are left out', async (t) => {
+test('export: entries keep their own time, mode and owner ids; user and group names are left out', async () => {
   const when = new Date('2024-05-06T07:08:09Z')
   const img = await rawImage([
     [
