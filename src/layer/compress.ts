@@ -149,6 +149,55 @@ abstract class BlockCompressor extends Transform {
   }
 }
 
+/**
+ * Windows of this size whose bytes look random are stored instead of deflated. Compressed
+ * media, archives (a Java app's jars) and encrypted files gain nothing from deflate, which
+ * spends more time on such data than on text (about 31 ms per MiB at level 4 here, against
+ * 1 ms to store it); the bench tree's 15 MB of random binaries took a fifth of gzip's time.
+ * The decision depends on the bytes alone, so the output stays the same on any machine.
+ */
+const STORE_WINDOW = 64 << 10
+/** Bits per byte, estimated from every 8th byte; random data shows about 7.98, text 4-6, machine code 6-7. */
+const STORE_ENTROPY = 7.9
+const histogram = new Uint32Array(256)
+
+/** True when the sampled byte entropy of `b` says deflate cannot shrink it. */
+export function looksIncompressible(b: Uint8Array): boolean {
+  if (b.length < 4096) return false
+  histogram.fill(0)
+  let n = 0
+  for (let i = 0; i < b.length; i += 8) {
+    histogram[b[i] as number] = (histogram[b[i] as number] as number) + 1
+    n++
+  }
+  let bits = 0
+  for (const c of histogram) {
+    if (c === 0) continue
+    const p = c / n
+    bits -= p * Math.log2(p)
+  }
+  return bits > STORE_ENTROPY
+}
+
+/** A block cut into runs of windows that are deflated or stored; at least one segment, even for an empty block. */
+function storedSegments(block: Buffer): { start: number; end: number; stored: boolean }[] {
+  const out: { start: number; end: number; stored: boolean }[] = []
+  for (let start = 0; start < block.length; start += STORE_WINDOW) {
+    const end = Math.min(block.length, start + STORE_WINDOW)
+    const stored = looksIncompressible(block.subarray(start, end))
+    const prev = out[out.length - 1]
+    if (prev?.stored === stored) prev.end = end
+    else out.push({ start, end, stored })
+  }
+  return out.length ? out : [{ start: 0, end: 0, stored: false }]
+}
+
+/** The last 32 KiB of `before` followed by `head`. */
+function tail(before: Buffer | undefined, head: Buffer): Buffer {
+  const all = before ? Buffer.concat([before, head]) : head
+  return all.subarray(Math.max(0, all.length - DICT))
+}
+
 class ParallelGzip extends BlockCompressor {
   readonly #level: number
   #crc = 0
@@ -168,18 +217,29 @@ class ParallelGzip extends BlockCompressor {
     this.#length = (this.#length + block.length) % 2 ** 32
   }
   protected compressBlock(block: Buffer, last: boolean): Promise<Buffer> {
-    // An output chunk as large as the block: one trip to the thread pool per block instead of one
-    // per 16 KiB of output, each of which costs the main thread a callback.
-    const z = zlib()
-    const opts: zlibTypes.ZlibOptions = {
-      level: this.#level,
-      finishFlush: last ? z.constants.Z_FINISH : z.constants.Z_SYNC_FLUSH,
-      chunkSize: GZIP_OUTPUT_CHUNK,
-    }
-    if (this.#dict) opts.dictionary = this.#dict
+    const before = this.#dict
     // Copy: the block may be a view of a buffer that is reused after this call.
     this.#dict = Buffer.from(block.subarray(Math.max(0, block.length - DICT)))
-    return compressors().deflateRaw(block, opts)
+    return this.#deflateSegments(block, last, before)
+  }
+  /** The block's segments deflated one after the other, each with the 32 KiB before it as its dictionary. */
+  async #deflateSegments(block: Buffer, last: boolean, before: Buffer | undefined): Promise<Buffer> {
+    const z = zlib()
+    const segments = storedSegments(block)
+    const out: Buffer[] = []
+    for (const [i, g] of segments.entries()) {
+      // An output chunk as large as the block: one trip to the thread pool per segment instead of
+      // one per 16 KiB of output, each of which costs the main thread a callback.
+      const opts: zlibTypes.ZlibOptions = {
+        level: g.stored ? 0 : this.#level,
+        finishFlush: last && i === segments.length - 1 ? z.constants.Z_FINISH : z.constants.Z_SYNC_FLUSH,
+        chunkSize: GZIP_OUTPUT_CHUNK,
+      }
+      const dictionary = g.start === 0 ? before : g.start >= DICT ? block.subarray(g.start - DICT, g.start) : tail(before, block.subarray(0, g.start))
+      if (dictionary) opts.dictionary = dictionary
+      out.push(await compressors().deflateRaw(block.subarray(g.start, g.end), opts))
+    }
+    return out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out)
   }
   protected trailer(): Buffer {
     const t = Buffer.alloc(8)

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises'
 import { test } from 'node:test'
 import zlib from 'node:zlib'
 import { isOcikitError } from '../../src/errors.ts'
-import { compressor } from '../../src/layer/compress.ts'
+import { compressor, looksIncompressible } from '../../src/layer/compress.ts'
 
 async function compress(data: Buffer, kind: 'gzip' | 'zstd', o: { level?: number; concurrency?: number } = {}): Promise<Buffer> {
   const out: Buffer[] = []
@@ -46,6 +46,24 @@ test('parallel gzip is as small as single-stream gzip at the same level (within 
   const ours = await compress(text, 'gzip', { level: 6 })
   const single = zlib.gzipSync(text, { level: 6 })
   assert.ok(ours.length <= single.length * 1.01, `${ours.length} vs ${single.length}`)
+})
+
+test('gzip stores random-looking data instead of deflating it, and deflates text', async () => {
+  // The first deflate block after the 10-byte gzip header: its type is in bits 1-2 of its first
+  // byte (0 stored, 2 dynamic Huffman); a stored block then has LEN and NLEN = ~LEN.
+  const blockType = (gz: Buffer) => ((gz[10] as number) >> 1) & 3
+  const random = randomBytes(1 << 20)
+  const stored = await compress(random, 'gzip')
+  assert.equal(blockType(stored), 0)
+  assert.equal(stored.readUInt16LE(11) ^ stored.readUInt16LE(13), 0xffff)
+  assert.ok(zlib.gunzipSync(stored).equals(random))
+  assert.equal(blockType(await compress(Buffer.alloc(1 << 20, 'compressible text '), 'gzip')), 2)
+  assert.ok(looksIncompressible(randomBytes(65536)))
+  assert.ok(!looksIncompressible(Buffer.alloc(65536, 'function(x) { return x }\n')))
+  assert.ok(!looksIncompressible(randomBytes(4000)), 'too small to bother')
+  // Text, then random windows, then text again inside one block: three segments, one stream.
+  const mixed = Buffer.concat([Buffer.alloc(100_000, 'abc '), randomBytes(300_000), Buffer.alloc(200_000, 'xyz ')])
+  assert.ok(zlib.gunzipSync(await compress(mixed, 'gzip')).equals(mixed))
 })
 
 test('zstd frames concatenate into a stream zstd reads back exactly', async () => {
