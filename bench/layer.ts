@@ -107,6 +107,23 @@ async function rounds(variants: Variant[]): Promise<{ name: string; seconds: num
   })
 }
 
+/**
+ * How much faster two cores do CPU-bound work than one, on this machine right now: the same
+ * deflate job in one process, then in two at once (median of five; single samples swing widely on this machine). Parallel compression
+ * cannot beat this ceiling, whatever the code does.
+ */
+async function twoCoreScaling(): Promise<number> {
+  const job = `const z=require('node:zlib');const b=Buffer.alloc(1<<20);for(let i=0;i<b.length;i++)b[i]=97+((i*7+(i>>5))%23);const t=performance.now();for(let i=0;i<30;i++)z.deflateRawSync(b,{level:4});console.log(performance.now()-t)`
+  const once = async () => Number((await run(process.execPath, ['-e', job])).stdout)
+  const ratios: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const one = await once()
+    const two = await Promise.all([once(), once()])
+    ratios.push((2 * one) / Math.max(...two))
+  }
+  return median(ratios)
+}
+
 fs.mkdirSync(work, { recursive: true })
 const dir = tree(mb)
 process.stdout.write(
@@ -143,6 +160,7 @@ if (gz && um?.bytes && gz.bytes) {
 if (gz && zs) ratio('speed-up of zstd over our gzip', gz.seconds / zs.seconds, 2, 'above', perRound(gz, zs))
 if (gz && gz1) ratio('speed-up of parallel over one-thread gzip', gz1.seconds / gz.seconds, 1.7, 'above', perRound(gz1, gz))
 if (gz?.peakMb) ratio('peak memory of the gzip layer (MiB)', gz.peakMb, 150, 'below')
+process.stdout.write(`two cores against one on the same deflate job, now (the ceiling of any parallel speed-up): ${(await twoCoreScaling()).toFixed(2)}\n`)
 
 if (args.includes('--big')) {
   const big = tree(2048)
