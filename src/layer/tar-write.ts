@@ -182,17 +182,29 @@ class SlabWriter {
       n -= k
     }
   }
-  /** Reads `size` bytes of an open file into the slabs; false if the file ended early. */
-  readFile(fd: number, size: number): boolean {
+  /**
+   * Reads `size` bytes of an open file into the slabs. 'short': the file ended early; 'grew':
+   * it has more. The last read asks for one byte more where the slab has room, so that a file
+   * that grew shows without another system call (that byte lies past the write position and is
+   * overwritten or left out later); 'unknown' when there was no such room.
+   */
+  readFile(fd: number, size: number): 'exact' | 'short' | 'grew' | 'unknown' {
     let left = size
     while (left > 0) {
       this.#next()
-      const n = readSync(fd, this.#slab, this.#pos, Math.min(left, this.#slab.length - this.#pos), null)
-      if (n === 0) return false
+      const room = this.#slab.length - this.#pos
+      const probe = left < room
+      const n = readSync(fd, this.#slab, this.#pos, probe ? left + 1 : Math.min(left, room), null)
+      if (n === 0) return 'short'
+      if (n > left) {
+        this.#pos += left
+        return 'grew'
+      }
       this.#pos += n
       left -= n
+      if (left === 0) return probe ? 'exact' : 'unknown'
     }
-    return true
+    return 'exact'
   }
   pad(size: number): void {
     const r = size % BLOCK
@@ -236,9 +248,13 @@ async function copyContent(w: SlabWriter, e: LayerEntry): Promise<void> {
   if (e.file !== undefined) {
     const fd = openSync(e.file, 'r')
     try {
-      if (!w.readFile(fd, e.size)) throw wrong(0)
-      const now = fstatSync(fd).size
-      if (now !== e.size) throw wrong(now)
+      const read = w.readFile(fd, e.size)
+      if (read === 'short') throw wrong(0)
+      if (read === 'grew') throw wrong(e.size + 1)
+      if (read === 'unknown') {
+        const now = fstatSync(fd).size
+        if (now !== e.size) throw wrong(now)
+      }
     } finally {
       closeSync(fd)
     }

@@ -95,6 +95,40 @@ test('a file that changes size between the walk and the read aborts the layer, n
   await fs.writeFile(path.join(dir, 'shrinks.txt'), 'short')
   const shrinks = entries.filter((e) => e.path === 'shrinks.txt')
   await assert.rejects(bytes(tarEntries(shrinks, 0).stream), /shrinks\.txt shrank while being read/)
+  // A file that ends exactly where its slab does: no room to read one byte further, so its size is asked for.
+  await fs.writeFile(path.join(dir, 'edge.txt'), Buffer.alloc(512, 'e'))
+  const edge = []
+  for await (const e of directoryEntries(dir)) if (e.path === 'edge.txt') edge.push(e)
+  await fs.appendFile(path.join(dir, 'edge.txt'), 'more')
+  await assert.rejects(bytes(tarEntries(edge, 0, { slabSize: 1024 }).stream), /edge\.txt grew while being read/)
+})
+
+test('files read from disk give the same bytes as the same content given in memory, at every slab edge', async (t) => {
+  const dir = await tempDir(t)
+  for (const [name, size] of [
+    ['a', 512],
+    ['b', 1000],
+    ['c', 1],
+    ['d', 511],
+    ['e', 1536],
+    ['f', 0],
+    ['g', 513],
+  ] as const) {
+    await fs.writeFile(path.join(dir, name), Buffer.alloc(size, name))
+  }
+  const fromDisk: LayerEntry[] = []
+  for await (const e of directoryEntries(dir)) fromDisk.push(e)
+  const inMemory = await Promise.all(
+    fromDisk.map(async (e) => {
+      const content = await fs.readFile(path.join(dir, e.path))
+      return { ...e, file: undefined, read: async () => content }
+    }),
+  )
+  for (const slabSize of [512, 1024, 1536, 4096]) {
+    const a = await bytes(tarEntries(fromDisk, 0, { slabSize }).stream)
+    const b = await bytes(tarEntries(inMemory, 0, { slabSize }).stream)
+    assert.ok(a.equals(b), `slab ${slabSize}`)
+  }
 })
 
 test('slab sizes that are not multiples of 512 are refused', () => {
