@@ -17,7 +17,7 @@ import type { Image, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { compressionOf, decompressor } from './compress.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
-import { exactXattrs, PaxXattrTap } from './pax-xattrs.ts'
+import { PaxXattrTap } from './pax-xattrs.ts'
 import { completeTarEnd, entryOwner } from './read.ts'
 import { xattrApi } from './xattr.ts'
 
@@ -158,8 +158,8 @@ class Applier {
     await fs.rm(p, { recursive: true, force: true })
   }
 
-  /** `rawXattrs`: the entry's xattr values as bytes, when the tar was read through a PaxXattrTap. */
-  async entry(header: tarStream.Header, body: Readable, rawXattrs?: Map<string, Buffer>): Promise<void> {
+  /** `xattrs`: the entry's extended attributes with their exact bytes (PaxXattrTap.xattrsOf). */
+  async entry(header: tarStream.Header, body: Readable, xattrs: [string, Buffer][] = []): Promise<void> {
     const raw = header.name
     const rel = cleanEntryPath(raw)
     if (rel === '') {
@@ -203,7 +203,7 @@ class Applier {
         if (!existing?.isDirectory()) await fs.mkdir(target, { mode })
         body.resume()
         await this.owner(target, header) // before chmod: chown clears setuid and setgid
-        await this.xattrs(target, rel, header, rawXattrs)
+        await this.xattrs(target, rel, xattrs)
         await fs.chmod(target, mode)
         this.dirTimes.push({ path: target, mtime })
         return
@@ -220,7 +220,7 @@ class Applier {
         }
         this.stats.bytes += header.size ?? 0
         await this.owner(target, header) // before chmod: chown clears setuid and setgid
-        await this.xattrs(target, rel, header, rawXattrs)
+        await this.xattrs(target, rel, xattrs)
         await fs.chmod(target, mode)
         await fs.utimes(target, mtime, mtime)
         return
@@ -283,9 +283,8 @@ class Applier {
   }
 
   /** Sets the entry's extended attributes, after its owner (a chown drops file capabilities). */
-  async xattrs(target: string, rel: string, header: tarStream.Header, raw: Map<string, Buffer> | undefined): Promise<void> {
-    const attrs = this.o.xattrs === false ? [] : exactXattrs(header, raw)
-    if (attrs.length === 0) return
+  async xattrs(target: string, rel: string, attrs: [string, Buffer][]): Promise<void> {
+    if (attrs.length === 0 || this.o.xattrs === false) return
     const api = await xattrApi()
     if (!api) {
       this.notice('xattr-module', `extended attributes not restored (${rel} and others): the optional fs-xattr module is not installed`)
@@ -328,8 +327,7 @@ export async function applyTar(tar: Readable, dir: string, o: ApplyOptions = {})
   feeding.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
   try {
     for await (const entry of extract) {
-      const h = entry.header as tarStream.Header & { byteOffset?: number }
-      await applier.entry(h, entry as unknown as Readable, h.byteOffset === undefined ? undefined : tap.xattrsAt(h.byteOffset))
+      await applier.entry(entry.header, entry as unknown as Readable, tap.xattrsOf(entry.header))
     }
     await feeding
   } catch (e) {

@@ -12,7 +12,7 @@ import tarStream from 'tar-stream'
 import type { Image, IoOptions, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { cleanEntryPath, type EntryType, type LayerEntry, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
-import { exactXattrs, PaxXattrTap } from './pax-xattrs.ts'
+import { PaxXattrTap } from './pax-xattrs.ts'
 import { completeTarEnd, entryOwner } from './read.ts'
 import { tarEntries } from './tar-write.ts'
 
@@ -33,10 +33,9 @@ const TYPES: Partial<Record<tarStream.Header['type'], EntryType>> = {
 }
 
 /** A tar entry as a layer entry at `name`; undefined for kinds a layer cannot hold. */
-function toEntry(h: tarStream.Header, name: string, raw: Map<string, Buffer> | undefined, content?: Readable): LayerEntry | undefined {
+function toEntry(h: tarStream.Header, name: string, xattrs: [string, Buffer][], content?: Readable): LayerEntry | undefined {
   const type = TYPES[h.type]
   if (!type) return undefined
-  const xattrs = exactXattrs(h, raw)
   return {
     path: name,
     type,
@@ -56,7 +55,7 @@ function toEntry(h: tarStream.Header, name: string, raw: Map<string, Buffer> | u
 interface LinkRequest {
   header: tarStream.Header
   rel: string
-  raw: Map<string, Buffer> | undefined
+  xattrs: [string, Buffer][]
 }
 
 /** What one layer held at a path, as far as its tar has been read. */
@@ -91,11 +90,6 @@ async function entriesOf(layer: Layer, o: IoOptions): Promise<{ extract: tarStre
   return { extract, tap }
 }
 
-const rawOf = (tap: PaxXattrTap, h: tarStream.Header) => {
-  const at = (h as tarStream.Header & { byteOffset?: number }).byteOffset
-  return at === undefined ? undefined : tap.xattrsAt(at)
-}
-
 /** The entries of the merged tree, in the order exportImage writes them. */
 async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEntry> {
   const layers = (await img.layers()).reverse()
@@ -113,16 +107,16 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
 
   function* linksTo(reqs: LinkRequest[], target: string): Generator<LayerEntry> {
     for (const r of reqs) {
-      const e = toEntry(r.header, r.rel, r.raw)
+      const e = toEntry(r.header, r.rel, r.xattrs)
       if (!e) continue
       emitted.add(r.rel)
       yield { ...e, type: 'hardlink', linkname: target, size: 0 }
     }
   }
   /** A file's content under the first requester's name, the others linked to it. */
-  function* materialize(h: tarStream.Header, raw: Map<string, Buffer> | undefined, body: Readable, reqs: LinkRequest[]): Generator<LayerEntry> {
+  function* materialize(h: tarStream.Header, xattrs: [string, Buffer][], body: Readable, reqs: LinkRequest[]): Generator<LayerEntry> {
     const [first, ...rest] = reqs as [LinkRequest, ...LinkRequest[]]
-    const e = toEntry(h, first.rel, raw, body)
+    const e = toEntry(h, first.rel, xattrs, body)
     if (!e) {
       body.resume()
       return
@@ -157,7 +151,7 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
     const { extract, tap } = await entriesOf(layer, o)
     for await (const entry of extract) {
       const h = entry.header
-      const raw = rawOf(tap, h)
+      const xattrs = tap.xattrsOf(h)
       const rel = cleanEntryPath(h.name)
       const base = rel.slice(rel.lastIndexOf('/') + 1)
       const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : ''
@@ -178,14 +172,14 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
         const target = cleanEntryPath(h.linkname)
         links.set(rel, target)
         entry.resume()
-        yield* route(li, target, [...(shadowed ? [] : [{ header: h, rel, raw }]), ...(waiting ?? [])], seen, links)
+        yield* route(li, target, [...(shadowed ? [] : [{ header: h, rel, xattrs }]), ...(waiting ?? [])], seen, links)
         continue
       }
       if (isFile && waiting && shadowed) {
-        yield* materialize(h, raw, entry as unknown as Readable, waiting)
+        yield* materialize(h, xattrs, entry as unknown as Readable, waiting)
         continue
       }
-      const e = shadowed ? undefined : toEntry(h, rel, raw, isFile ? (entry as unknown as Readable) : undefined)
+      const e = shadowed ? undefined : toEntry(h, rel, xattrs, isFile ? (entry as unknown as Readable) : undefined)
       if (!e) {
         entry.resume()
         continue
@@ -206,7 +200,7 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
       const reqs = wanted.get(rel)
       if (reqs && (entry.header.type === 'file' || entry.header.type === 'contiguous-file')) {
         wanted.delete(rel)
-        yield* materialize(entry.header, rawOf(tap, entry.header), entry as unknown as Readable, reqs)
+        yield* materialize(entry.header, tap.xattrsOf(entry.header), entry as unknown as Readable, reqs)
       } else entry.resume()
     }
     for (const [target, reqs] of wanted) push(pending, target, reqs)

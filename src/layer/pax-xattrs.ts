@@ -68,14 +68,18 @@ export class PaxXattrTap extends Transform {
   #lost = false
 
   /**
-   * The xattrs (name without the `SCHILY.xattr.` prefix → value bytes) of the entry whose body
-   * starts at `byteOffset`; undefined when it has none or the tap could not follow the tar.
-   * Each entry's values are handed out once.
+   * The extended attributes (name without the `SCHILY.xattr.` prefix, value bytes) of an entry
+   * tar-stream read from this tap's output, exact: the tap's bytes when they name the same
+   * attributes tar-stream decoded (they always do unless the tap lost its way in a malformed
+   * tar), else tar-stream's text. Each entry's values are handed out once.
    */
-  xattrsAt(byteOffset: number): Map<string, Buffer> | undefined {
-    const v = this.#found.get(byteOffset)
-    this.#found.delete(byteOffset)
-    return this.#lost ? undefined : v
+  xattrsOf(header: tarStream.Header): [string, Buffer][] {
+    const at = (header as tarStream.Header & { byteOffset?: number }).byteOffset
+    const raw = at === undefined || this.#lost ? undefined : this.#found.get(at)
+    if (at !== undefined) this.#found.delete(at)
+    const decoded = xattrsOfPax(header.pax as Record<string, string> | undefined)
+    if (raw && raw.size === decoded.length && decoded.every(([name]) => raw.has(name))) return [...raw]
+    return decoded.map(([name, value]) => [name, Buffer.from(value, 'utf8')])
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -162,15 +166,4 @@ export class PaxXattrTap extends Transform {
     else this.#local = records
     this.#skip = padOf(size)
   }
-}
-
-/**
- * A tar entry's xattrs with their exact bytes: the tap's values when they name the same
- * attributes tar-stream decoded (they always do unless the tap lost its way in a malformed tar),
- * else tar-stream's text.
- */
-export function exactXattrs(header: tarStream.Header, raw: Map<string, Buffer> | undefined): [string, Buffer][] {
-  const decoded = xattrsOfPax(header.pax as Record<string, string> | undefined)
-  if (raw && raw.size === decoded.length && decoded.every(([name]) => raw.has(name))) return [...raw]
-  return decoded.map(([name, value]) => [name, Buffer.from(value, 'utf8')])
 }
