@@ -92,12 +92,13 @@ abstract class BlockCompressor extends Transform {
     }
     this.observe(block)
     const done = this.compressBlock(block, last)
-    // A tar slab goes back to its pool once the thread pool has compressed it.
-    if (owned.length)
-      void done.then(
-        () => owned.forEach(releaseChunk),
-        () => {},
-      )
+    // A tar slab goes back to its pool once the thread pool has compressed it. The handler also
+    // keeps a block that fails while an earlier one is awaited from counting as unhandled: the
+    // failure surfaces when this block's turn comes below.
+    done.then(
+      () => owned.forEach(releaseChunk),
+      () => {},
+    )
     this.#queue.push(done)
     while (this.#queue.length >= this.#concurrency) this.push(await (this.#queue.shift() as Promise<Buffer>))
   }
@@ -153,7 +154,7 @@ abstract class BlockCompressor extends Transform {
  * Windows of this size whose bytes look random are stored instead of deflated. Compressed
  * media, archives (a Java app's jars) and encrypted files gain nothing from deflate, which
  * spends more time on such data than on text (about 31 ms per MiB at level 4 here, against
- * 1 ms to store it); the bench tree's 15 MB of random binaries took a fifth of gzip's time.
+ * 1 ms to store it); the bench tree's 15 MB of random binaries took up to a fifth of the deflate time.
  * The decision depends on the bytes alone, so the output stays the same on any machine.
  */
 const STORE_WINDOW = 64 << 10

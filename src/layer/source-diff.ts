@@ -93,9 +93,7 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
   const at = (rel: string) => (prefix ? `${prefix}/${rel}` : rel)
   const dirEntry = async (rel: string): Promise<LayerEntry> => {
     const full = path.join(newRoot, rel)
-    const s = await fs.lstat(full)
-    const xattrs = ctx.xattrs ? readXattrs(ctx.xattrs, full) : undefined
-    return { path: at(rel), type: 'directory', mode: s.mode & 0o7777, uid: ctx.uid, gid: ctx.gid, size: 0, ...(xattrs ? { xattrs } : {}) }
+    return entryFor(full, at(rel), await fs.lstat(full), ctx) as LayerEntry // a directory always has one
   }
   const whiteout = (rel: string, name: string): LayerEntry => ({
     path: at(rel ? `${rel}/${name}` : name),

@@ -225,14 +225,9 @@ class SlabWriter {
 
 function writeEntryHeader(w: SlabWriter, e: LayerEntry, mtime: number): void {
   const { h, pax } = fieldsOf(e, mtime)
-  if (!pax) {
-    const [buf, at] = w.header()
-    if (writeHeader(buf, at, h)) return
-    // Not representable in ustar (writeHeader wrote nothing): the PAX form goes in the same place.
-    writePax(w, h, pax, buf, at)
-    return
-  }
   const [buf, at] = w.header()
+  // Without PAX records ustar may hold it; when it cannot (writeHeader wrote nothing), the PAX form goes in the same place.
+  if (!pax && writeHeader(buf, at, h)) return
   writePax(w, h, pax, buf, at)
 }
 

@@ -30,14 +30,16 @@ const annotations = v.record(v.string(), v.string())
 const size = v.pipe(v.number(), v.integer('expected an integer'), v.minValue(0, 'must not be negative'))
 const strings = v.array(v.string())
 
-export const platformSchema = v.looseObject({
+/** The platform fields an index descriptor's `platform` and an image config share. */
+const platformFields = {
   architecture: v.string(),
   os: v.string(),
   'os.version': v.optional(v.string()),
   'os.features': v.optional(strings),
   variant: v.optional(v.string()),
-  features: v.optional(strings),
-})
+}
+
+export const platformSchema = v.looseObject({ ...platformFields, features: v.optional(strings) })
 
 export const descriptorSchema = v.looseObject({
   mediaType,
@@ -96,11 +98,7 @@ export const historySchema = v.looseObject({
 export const imageConfigSchema = v.looseObject({
   created: v.optional(v.string()),
   author: v.optional(v.string()),
-  architecture: v.string(),
-  os: v.string(),
-  'os.version': v.optional(v.string()),
-  'os.features': v.optional(strings),
-  variant: v.optional(v.string()),
+  ...platformFields,
   config: v.nullish(containerConfigSchema),
   rootfs: v.looseObject({ type: v.literal('layers'), diff_ids: v.array(digest) }),
   history: v.nullish(v.array(historySchema)),
