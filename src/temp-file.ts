@@ -3,7 +3,9 @@
  * so a write that fails at once could have its cleanup run before the file exists and leave
  * it behind. Here the file is created before anything else happens, so `discard` always finds it.
  */
+import { randomBytes } from 'node:crypto'
 import fs from 'node:fs/promises'
+import path from 'node:path'
 import { Writable } from 'node:stream'
 
 /** A stream that writes a file and counts what it wrote. */
@@ -101,5 +103,22 @@ export async function createTempFile(path: string, o: { flush?: boolean } = {}):
       }
       await fs.rm(path, { force: true })
     },
+  }
+}
+
+/**
+ * Writes `file` through a temp file beside it (`.NAME.tmp-RANDOM`): `write` fills the stream,
+ * and the temp file is renamed over `file` once it resolves, or removed if anything fails, so
+ * `file` is either the old one or the complete new one. Returns what `write` returned.
+ */
+export async function writeFileVia<T>(file: string, write: (stream: FileWriteStream) => Promise<T>): Promise<T> {
+  const tmp = await createTempFile(path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`))
+  try {
+    const result = await write(tmp.stream)
+    await fs.rename(tmp.path, file)
+    return result
+  } catch (e) {
+    await tmp.discard()
+    throw e
   }
 }

@@ -14,7 +14,7 @@ import { OcikitError } from '../errors.ts'
 import type { IoOptions, Layer, Progress } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { type Compression, ociLayerType } from '../spec/media-types.ts'
-import { createTempFile } from '../temp-file.ts'
+import { createTempFile, writeFileVia } from '../temp-file.ts'
 import { compressionBlockSize, compressor, decompressor } from './compress.ts'
 import type { LayerEntry } from './entry.ts'
 import { type DiffSourceOptions, diffEntries } from './source-diff.ts'
@@ -113,16 +113,8 @@ export async function encodeTar(tar: Readable, sink: Writable, o: EncodeOptions 
 }
 
 /** Encodes entries into a file: written to a temp file beside it and renamed when complete. */
-export async function writeLayerFile(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, file: string, o: EncodeOptions = {}): Promise<LayerInfo> {
-  const tmp = await createTempFile(path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`))
-  try {
-    const info = await encodeLayer(entries, tmp.stream, o)
-    await fs.rename(tmp.path, file)
-    return info
-  } catch (e) {
-    await tmp.discard()
-    throw e
-  }
+export function writeLayerFile(entries: AsyncIterable<LayerEntry> | Iterable<LayerEntry>, file: string, o: EncodeOptions = {}): Promise<LayerInfo> {
+  return writeFileVia(file, (stream) => encodeLayer(entries, stream, o))
 }
 
 const staged = new Set<string>()

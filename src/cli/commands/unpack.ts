@@ -1,13 +1,10 @@
-import { randomBytes } from 'node:crypto'
-import fs from 'node:fs/promises'
-import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import type { Command } from 'commander'
 import { readImage } from '../../api.ts'
 import { unpackImage } from '../../layer/apply.ts'
 import { exportImage } from '../../layer/export.ts'
 import type { Platform } from '../../spec/schemas.ts'
-import { createTempFile } from '../../temp-file.ts'
+import { writeFileVia } from '../../temp-file.ts'
 import { platformOption, registryOptions } from '../options.ts'
 import { humanSize } from '../output.ts'
 
@@ -37,13 +34,6 @@ export function register(program: Command): void {
     .action(async (name: string, o: { output: string; platform?: Platform }) => {
       const img = await readImage(name, { platform: o.platform, registry: registryOptions(program) })
       if (o.output === '-') return pipeline(exportImage(img), process.stdout)
-      const tmp = await createTempFile(path.join(path.dirname(o.output), `.${path.basename(o.output)}.tmp-${randomBytes(6).toString('hex')}`))
-      try {
-        await pipeline(exportImage(img), tmp.stream)
-        await fs.rename(tmp.path, o.output)
-      } catch (e) {
-        await tmp.discard()
-        throw e
-      }
+      await writeFileVia(o.output, (stream) => pipeline(exportImage(img), stream))
     })
 }
