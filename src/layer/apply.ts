@@ -312,8 +312,14 @@ class Applier {
   }
 
   async finish(): Promise<void> {
-    // Directory times last, deepest first: writing into a directory changes its mtime.
-    for (const d of this.dirTimes.reverse()) await fs.utimes(d.path, d.mtime, d.mtime).catch(() => {})
+    // Directory times last, deepest first: writing into a directory changes its mtime. A later
+    // entry of the layer may have replaced the directory, or one above it, with a symlink: the
+    // recorded path (a real path inside the root when recorded) is used only while it still
+    // resolves to itself, so the times never land outside the root.
+    for (const d of this.dirTimes.reverse()) {
+      const real = await fs.realpath(d.path).catch(() => undefined)
+      if (real === d.path) await fs.lutimes(d.path, d.mtime, d.mtime).catch(() => {})
+    }
   }
 }
 

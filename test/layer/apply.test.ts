@@ -187,6 +187,59 @@ test('hostile: a file written onto a planted symlink replaces the link, never fo
   assert.equal((await fs.lstat(path.join(target, 'x'))).isFile(), true)
 })
 
+test('modes and times are restored: files, symlinks, and directories after what was written into them', async (t) => {
+  const target = path.join(await tempDir(t), 'target')
+  const when = new Date('2021-05-06T07:08:09Z')
+  await applyTar(
+    Readable.from([
+      await rawTar([
+        { name: 'd/', type: 'directory', mode: 0o750, mtime: when },
+        { name: 'd/e/', type: 'directory', mode: 0o700, mtime: when },
+        { name: 'd/e/f', content: 'f', mode: 0o640, mtime: when },
+        { name: 'd/l', type: 'symlink', linkname: 'e/f', mtime: when },
+      ]),
+    ]),
+    target,
+  )
+  for (const [name, mode] of [
+    ['d', 0o750],
+    ['d/e', 0o700],
+    ['d/e/f', 0o640],
+  ] as const) {
+    const st = await fs.stat(path.join(target, name))
+    assert.equal(st.mode & 0o7777, mode, name)
+    assert.equal(st.mtime.toISOString(), when.toISOString(), name)
+  }
+  assert.equal((await fs.lstat(path.join(target, 'd/l'))).mtime.toISOString(), when.toISOString(), 'symlink')
+})
+
+for (const [how, linkname] of [
+  ['an absolute', (outside: string) => outside],
+  ['a relative', () => '../outside'],
+] as const) {
+  test(`hostile: a directory replaced by ${how} symlink later in the layer does not take the directory's mtime outside`, async (t) => {
+    const root = await tempDir(t)
+    const target = path.join(root, 'target')
+    const outside = path.join(root, 'outside')
+    await fs.mkdir(path.join(outside, 'b'), { recursive: true })
+    const kept = new Date('2020-01-02T03:04:05Z')
+    for (const d of [outside, path.join(outside, 'b')]) await fs.utimes(d, kept, kept)
+    const stats = await applyTar(
+      Readable.from([
+        await rawTar([
+          { name: 'a/', type: 'directory', mtime: new Date(1000_000) },
+          { name: 'a/b/', type: 'directory', mtime: new Date(1000_000) },
+          { name: 'a', type: 'symlink', linkname: linkname(outside) },
+        ]),
+      ]),
+      target,
+    )
+    assert.equal(stats.entries, 3)
+    assert.equal((await fs.lstat(path.join(target, 'a'))).isSymbolicLink(), true)
+    for (const d of [outside, path.join(outside, 'b')]) assert.equal((await fs.stat(d)).mtime.toISOString(), kept.toISOString(), d)
+  })
+}
+
 test('hostile: a gzip bomb is stopped', async (t) => {
   const root = await tempDir(t)
   // One file of 300 MiB of zeros: about 300 KiB gzipped, a 1000× expansion.
