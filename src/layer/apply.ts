@@ -247,6 +247,10 @@ class Applier {
         const st = await fs.lstat(source).catch(() => undefined)
         if (!st) throw new OcikitError('INVALID_LAYER', `${raw}: hardlink to '${header.linkname}', which does not exist`)
         if (st.isDirectory()) throw new UnsafePathError(raw, `hardlink to directory '${header.linkname}'`)
+        // Both are real paths: removing what is at the target must not take the link's source with it.
+        if (source === target || source.startsWith(`${target}/`)) {
+          throw new OcikitError('INVALID_LAYER', `${raw}: hardlink to '${header.linkname}', which is the entry itself or inside it`)
+        }
         if (existing) await this.remove(target)
         await fs.link(source, target)
         return

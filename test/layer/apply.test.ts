@@ -240,6 +240,24 @@ for (const [how, linkname] of [
   })
 }
 
+for (const [what, name, linkname] of [
+  ['itself', 'f', 'f'],
+  ['a file inside it', 'd', 'd/keep'],
+] as const) {
+  test(`a hardlink to ${what} is refused before anything is removed`, async (t) => {
+    const target = await tempDir(t)
+    await fs.writeFile(path.join(target, 'f'), 'kept')
+    await fs.mkdir(path.join(target, 'd'))
+    await fs.writeFile(path.join(target, 'd', 'keep'), 'kept')
+    const before = await snapshot(target)
+    await assert.rejects(
+      applyTar(Readable.from([await rawTar([{ name, type: 'link', linkname }])]), target),
+      (e) => isOcikitError(e, 'INVALID_LAYER') && /itself or inside it/.test(e.message),
+    )
+    assert.deepEqual(await snapshot(target), before)
+  })
+}
+
 test('hostile: a gzip bomb is stopped', async (t) => {
   const root = await tempDir(t)
   // One file of 300 MiB of zeros: about 300 KiB gzipped, a 1000× expansion.
