@@ -65,6 +65,8 @@ async function changed(oldFull: string, newFull: string, o: Stats, n: Stats, xat
   if (o.isDirectory()) return false
   if (o.isSymbolicLink()) return (await fs.readlink(oldFull)) !== (await fs.readlink(newFull))
   if (o.isFile()) {
+    // It joined or left a group of hardlinks: the new group must be written out.
+    if (o.nlink !== n.nlink) return true
     if (o.size !== n.size) return true
     if (o.mtimeMs === n.mtimeMs) return false
     return !(await sameContent(oldFull, newFull)) // the metadata cannot decide: compare bytes
@@ -76,7 +78,9 @@ async function changed(oldFull: string, newFull: string, o: Stats, n: Stats, xat
  * The entries that turn the old tree into the new one: changed and added objects from the new
  * tree; `.wh.NAME` for each deleted NAME (once, at the top of a deleted subtree); and an opaque
  * whiteout for a directory none of whose old children survive (a replaced directory). A directory
- * whose children changed is emitted before them so its metadata is kept. Yields nothing when the
+ * whose children changed is emitted before them so its metadata is kept. Hardlink groups come out
+ * as in the new tree: a file whose link count changed counts as changed, and unchanged files that
+ * share an inode with a written path follow at the end, as links to it. Yields nothing when the
  * trees are the same.
  */
 export async function* diffEntries(oldDir: string, newDir: string, o: DiffSourceOptions = {}): AsyncGenerator<LayerEntry> {
@@ -149,7 +153,13 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
         if (pendingDirs[pendingDirs.length - 1] === self) pendingDirs.pop()
         continue
       }
-      if (os && kind(os) === kind(ns) && !(await changed(oldFull, newFull, os, ns, ctx.xattrs))) continue
+      if (os && kind(os) === kind(ns) && !(await changed(oldFull, newFull, os, ns, ctx.xattrs))) {
+        if (ns.isFile() && ns.nlink > 1) {
+          const key = `${ns.dev}:${ns.ino}`
+          unchangedLinks.set(key, [...(unchangedLinks.get(key) ?? []), { rel: childRel, stats: ns }])
+        }
+        continue
+      }
       // Added, changed, or of another kind than before: the new object replaces the old.
       const e = entryFor(newFull, at(childRel), ns, ctx)
       if (!e) continue
@@ -158,5 +168,27 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
       if (ns.isDirectory()) yield* walkTree(newRoot, childRel, prefix, ctx)
     }
   }
-  yield* compareDir('')
+  // Unchanged files that share an inode with others, in walk order: when another path of the
+  // inode is written (it is new, or it changed), these are written too, as links to it.
+  // Otherwise the layer would make that path a file of its own and part the group.
+  const unchangedLinks = new Map<string, { rel: string; stats: Stats }[]>()
+  const emittedDirs = new Set<string>()
+  for await (const e of compareDir('')) {
+    if (e.type === 'directory') emittedDirs.add(e.path)
+    yield e
+  }
+  for (const [key, members] of unchangedLinks) {
+    if (!ctx.inodes.has(key)) continue // no other path of this inode was written
+    for (const { rel, stats } of members) {
+      // The parent directories first, so that the link does not leave their times changed.
+      const parts = rel.split('/').slice(0, -1)
+      for (let i = 1; i <= parts.length; i++) {
+        const dirRel = parts.slice(0, i).join('/')
+        if (emittedDirs.has(at(dirRel))) continue
+        emittedDirs.add(at(dirRel))
+        yield await dirEntry(dirRel)
+      }
+      yield entryFor(path.join(newRoot, rel), at(rel), stats, ctx) as LayerEntry
+    }
+  }
 }

@@ -11,7 +11,17 @@ export async function tempDir(t: TestContext, prefix = 'ocikit-test-'): Promise<
   return dir
 }
 
-/** Every file under `dir` with its bytes, to prove a failed command changed nothing. */
+/**
+ * Every path under `dir`, relative and sorted, symlinks not followed. (A recursive readdir
+ * without `withFileTypes` follows symlinks to directories: a link to `.` repeats the tree
+ * 40 levels deep.)
+ */
+export async function treePaths(dir: string): Promise<string[]> {
+  const all = await fs.readdir(dir, { recursive: true, withFileTypes: true })
+  return all.map((e) => path.relative(dir, path.join(e.parentPath, e.name))).sort()
+}
+
+/** Every file and directory under `dir`, files with their bytes, to prove a failed command changed nothing. */
 export async function snapshot(dir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>()
   for (const e of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { treePaths } from './tmp.ts'
 
 /** What a test compares of one path: type, mode, content, link target, hardlink group. */
 export interface NodeFacts {
@@ -21,7 +22,7 @@ export interface NodeFacts {
 export async function describeTree(dir: string): Promise<Record<string, NodeFacts>> {
   const out: Record<string, NodeFacts> = {}
   const inodes = new Map<number, string[]>()
-  for (const rel of (await fs.readdir(dir, { recursive: true })).sort()) {
+  for (const rel of await treePaths(dir)) {
     const full = path.join(dir, rel)
     const s = await fs.lstat(full)
     const mode = s.mode & 0o7777

@@ -103,6 +103,55 @@ test('a diff layer applied onto the old tree gives the new tree', async (t) => {
   assert.deepEqual(got, want)
 })
 
+/** Applies the diff of old → new onto a copy of old (made by a layer, which keeps hardlinks) and returns the layer's entry names. */
+async function diffOnto(dir: string, old: string, neu: string): Promise<string[]> {
+  const target = path.join(dir, 'target')
+  await applyLayer(layerFromDirectory(old), target)
+  const layer = layerFromDiff(old, neu, { compression: 'none' })
+  const names: string[] = []
+  const extract = tarStream.extract()
+  ;(await layer.uncompressed()).pipe(extract as unknown as NodeJS.WritableStream)
+  for await (const e of extract) {
+    names.push(`${e.header.name}${e.header.type === 'link' ? ` -> ${e.header.linkname}` : ''}`)
+    e.resume()
+  }
+  await applyLayer(layer, target)
+  assert.deepEqual(await describeTree(target), await describeTree(neu))
+  return names
+}
+
+test('diff: a new path linked to an unchanged file keeps the link', async (t) => {
+  const dir = await tempDir(t)
+  const [old, neu] = [path.join(dir, 'old'), path.join(dir, 'new')]
+  for (const root of [old, neu]) {
+    await fs.mkdir(root)
+    await fs.writeFile(path.join(root, 'b'), 'shared')
+    await fs.utimes(path.join(root, 'b'), new Date(1e12), new Date(1e12))
+  }
+  await fs.link(path.join(neu, 'b'), path.join(neu, 'a'))
+  assert.deepEqual(await diffOnto(dir, old, neu), ['a', 'b -> a'])
+})
+
+test('diff: a hardlink group that swaps a member keeps its unchanged member linked', async (t) => {
+  const dir = await tempDir(t)
+  const [old, neu] = [path.join(dir, 'old'), path.join(dir, 'new')]
+  const when = new Date(1e12)
+  for (const root of [old, neu]) {
+    await fs.mkdir(root)
+    await fs.mkdir(path.join(root, 'd'))
+    await fs.writeFile(path.join(root, 'd', 'b'), 'shared')
+    await fs.utimes(path.join(root, 'd', 'b'), when, when)
+    await fs.utimes(path.join(root, 'd'), when, when)
+  }
+  // old: d/b and q are one file; new: d/b and r are, and q is a file of its own with the same bytes and times.
+  await fs.link(path.join(old, 'd', 'b'), path.join(old, 'q'))
+  await fs.link(path.join(neu, 'd', 'b'), path.join(neu, 'r'))
+  await fs.writeFile(path.join(neu, 'q'), 'shared')
+  await fs.utimes(path.join(neu, 'q'), when, when)
+  // d/b itself is unchanged (same size, time, and link count), but it must follow r.
+  assert.deepEqual(await diffOnto(dir, old, neu), ['q', 'r', 'd/', 'd/b -> r'])
+})
+
 test('whiteouts do not delete entries of their own layer', async (t) => {
   const dir = await tempDir(t)
   await fs.mkdir(path.join(dir, 'd'))

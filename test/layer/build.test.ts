@@ -8,7 +8,7 @@ import { isOcikitError } from '../../src/errors.ts'
 import { layerFromDiff, layerFromDirectory, layerFromFiles, resolveTimestamp, writeLayerFile } from '../../src/layer/build.ts'
 import { listLayerFile } from '../../src/layer/read.ts'
 import { directoryEntries } from '../../src/layer/source-directory.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { tempDir, treePaths } from '../helpers/tmp.ts'
 import { edgeTree, genTree } from '../helpers/tree.ts'
 
 async function listing(file: string) {
@@ -37,7 +37,7 @@ test('two copies of a tree with other atimes and mtimes give the same digest', a
   await genTree(path.join(dir, 'a'), 1)
   await genTree(path.join(dir, 'b'), 1)
   // gen-tree pins mtimes, so give every entry of b other atimes and mtimes (symlinks themselves too).
-  for (const n of (await fs.readdir(path.join(dir, 'b'), { recursive: true })).sort().reverse()) {
+  for (const n of (await treePaths(path.join(dir, 'b'))).reverse()) {
     await fs.lutimes(path.join(dir, 'b', n), new Date(1e12), new Date(1.2e12))
   }
   const a = await layerFromDirectory(path.join(dir, 'a')).info()
