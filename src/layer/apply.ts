@@ -92,6 +92,8 @@ class Applier {
   readonly stats: ApplyStats = { entries: 0, whiteouts: 0, skipped: 0, bytes: 0 }
   /** Paths (relative) this layer wrote, which its own whiteouts must not delete. */
   readonly created = new Set<string>()
+  /** Directories (relative) under which this layer wrote something. */
+  readonly holdsCreated = new Set<string>()
   readonly dirTimes: { path: string; mtime: Date }[] = []
   readonly isRoot = process.getuid?.() === 0
   readonly restoreOwnership: boolean
@@ -133,7 +135,7 @@ class Applier {
       if (!st) {
         if (!create) throw new OcikitError('INVALID_LAYER', `${entry}: ${path.relative(this.root, next)} does not exist`)
         await fs.mkdir(next, { mode: 0o755 })
-        this.created.add(path.relative(this.root, next))
+        this.markCreated(path.relative(this.root, next))
         cur = next
       } else if (st.isSymbolicLink()) {
         if (++hops > 40) throw new UnsafePathError(entry, 'too many levels of symlinks')
@@ -154,8 +156,30 @@ class Applier {
     return cur
   }
 
+  markCreated(rel: string): void {
+    this.created.add(rel)
+    for (let i = rel.lastIndexOf('/'); i > 0; i = rel.lastIndexOf('/', i - 1)) {
+      const dir = rel.slice(0, i)
+      if (this.holdsCreated.has(dir)) break
+      this.holdsCreated.add(dir)
+    }
+  }
+
   async remove(p: string): Promise<void> {
     await fs.rm(p, { recursive: true, force: true })
+  }
+
+  /**
+   * Deletes what lower layers put at `rel` for a whiteout: whiteouts apply only to lower layers,
+   * so what this layer wrote there (or under it) stays, with the directories holding it.
+   */
+  async removeLower(full: string, rel: string): Promise<void> {
+    if (this.created.has(rel)) return
+    if (this.holdsCreated.has(rel) && (await fs.lstat(full).catch(() => undefined))?.isDirectory()) {
+      for (const name of await fs.readdir(full)) await this.removeLower(path.join(full, name), `${rel}/${name}`)
+      return
+    }
+    await this.remove(full)
   }
 
   /** `xattrs`: the entry's extended attributes with their exact bytes (PaxXattrTap.xattrsOf). */
@@ -176,13 +200,11 @@ class Applier {
       this.stats.whiteouts++
       const dir = await this.dir(parentRel, raw, true)
       if (base === OPAQUE_WHITEOUT) {
-        for (const name of await fs.readdir(dir)) {
-          if (!this.created.has(parentRel ? `${parentRel}/${name}` : name)) await this.remove(path.join(dir, name))
-        }
+        for (const name of await fs.readdir(dir)) await this.removeLower(path.join(dir, name), parentRel ? `${parentRel}/${name}` : name)
       } else {
         const name = base.slice(WHITEOUT_PREFIX.length)
         if (name === '' || name === '.' || name === '..') throw new UnsafePathError(raw, 'whiteout of nothing')
-        if (!this.created.has(parentRel ? `${parentRel}/${name}` : name)) await this.remove(path.join(dir, name))
+        await this.removeLower(path.join(dir, name), parentRel ? `${parentRel}/${name}` : name)
       }
       return
     }
@@ -195,7 +217,7 @@ class Applier {
     })
     const mode = (header.mode ?? 0o644) & 0o7777
     const mtime = header.mtime ?? new Date(0)
-    this.created.add(rel)
+    this.markCreated(rel)
 
     switch (header.type) {
       case 'directory': {

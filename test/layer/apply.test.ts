@@ -12,7 +12,7 @@ import { BlobLayer } from '../../src/image/view.ts'
 import { applyLayer, applyTar } from '../../src/layer/apply.ts'
 import { layerFromDiff, layerFromDirectory } from '../../src/layer/build.ts'
 import { type RawEntry, rawTar } from '../helpers/tar.ts'
-import { snapshot, tempDir } from '../helpers/tmp.ts'
+import { snapshot, tempDir, treePaths } from '../helpers/tmp.ts'
 import { describeTree, edgeTree, genTree } from '../helpers/tree.ts'
 
 test('directory → layer → apply gives the same tree (edge cases and the bench tree)', async (t) => {
@@ -166,6 +166,24 @@ test('whiteouts do not delete entries of their own layer', async (t) => {
   await applyTar(Readable.from([tar]), dir)
   assert.deepEqual((await fs.readdir(path.join(dir, 'd'))).sort(), ['upper'])
   assert.equal(await fs.readFile(path.join(dir, 'e'), 'utf8'), 'e')
+})
+
+test('whiteouts keep what their own layer wrote deeper inside the directory they delete', async (t) => {
+  const dir = await tempDir(t)
+  const lower = await rawTar([
+    { name: 'd/', type: 'directory' },
+    { name: 'd/a', content: 'lower' },
+    { name: 'd/e/', type: 'directory' },
+    { name: 'd/e/g', content: 'lower' },
+    { name: 'o/', type: 'directory' },
+    { name: 'o/x/', type: 'directory' },
+    { name: 'o/x/old', content: 'lower' },
+    { name: 'o/y', content: 'lower' },
+  ])
+  // The upper layer writes into lower directories without entries for them, then deletes them.
+  const upper = await rawTar([{ name: 'd/e/f', content: 'upper' }, { name: '.wh.d' }, { name: 'o/x/new', content: 'upper' }, { name: 'o/.wh..wh..opq' }])
+  for (const tar of [lower, upper]) await applyTar(Readable.from([tar]), dir)
+  assert.deepEqual(await treePaths(dir), ['d', 'd/e', 'd/e/f', 'o', 'o/x', 'o/x/new'])
 })
 
 /** Applies a hostile tar into root/target and checks that nothing outside target changed. */
