@@ -56,6 +56,20 @@ interface LinkRequest {
   header: tarStream.Header
   rel: string
   xattrs: [string, Buffer][]
+  /** The layer whose link last routed it: only a layer below it can hold the file. */
+  layer: number
+}
+
+/** A directory that unpacking creates because an entry lies under it, with no entry of its own in that layer. */
+interface ImpliedDir {
+  /** The topmost layer that implies it while it is visible. */
+  layer: number
+  /** Only whiteouts of that layer imply it: unpacking creates it only when no lower layer has it. */
+  weak: boolean
+  /** A lower layer has it, or something under it. */
+  providedBelow: boolean
+  /** A whiteout of its own layer deletes it (or an opaque whiteout above it). */
+  deletedBySelf: boolean
 }
 
 /** What one layer held at a path, as far as its tar has been read. */
@@ -104,6 +118,12 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
   const pending = new Map<string, LinkRequest[]>()
   /** Link requests served by reading a layer again: layer → target → requests. */
   const rereads = new Map<number, Map<string, LinkRequest[]>>()
+  /**
+   * Directories no entry of their layer names, which unpacking creates (as containerd does) for
+   * what lies under them. A tar extractor creates them too, but only for an entry written under
+   * them: those that end up with none (only whiteouts were under them) are written at the end.
+   */
+  const implied = new Map<string, ImpliedDir>()
 
   function* linksTo(reqs: LinkRequest[], target: string): Generator<LayerEntry> {
     for (const r of reqs) {
@@ -127,6 +147,7 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
   }
   /** Sends link requests for `target`, as layer `li` saw it so far, to where they are served. */
   function* route(li: number, target: string, reqs: LinkRequest[], seen: Map<string, Seen>, links: Map<string, string>): Generator<LayerEntry> {
+    for (const r of reqs) r.layer = li
     let t = target
     for (let hops = 0; hops < 256; hops++) {
       if (claimed.get(t) === li && emitted.has(t)) {
@@ -146,6 +167,12 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
   for (const [li, layer] of layers.entries()) {
     const newDeleted: string[] = []
     const newOpaque: string[] = []
+    const impliedHere: ImpliedDir[] = []
+    const impliedNames: string[] = []
+    /** Whited-out names and opaque directories of this layer, so far. */
+    const layerDeleted = new Set<string>()
+    const layerOpaque = new Set<string>()
+    const deletedHere = (a: string) => layerDeleted.has(a) || layerOpaque.has('') || ancestors(a).some((p) => layerDeleted.has(p) || layerOpaque.has(p))
     const seen = new Map<string, Seen>()
     const links = new Map<string, string>()
     const { extract, tap } = await entriesOf(layer, o)
@@ -156,13 +183,42 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
       const base = rel.slice(rel.lastIndexOf('/') + 1)
       const dir = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : ''
       const whiteout = base.startsWith(WHITEOUT_PREFIX)
-      if (base === OPAQUE_WHITEOUT) newOpaque.push(dir)
-      else if (whiteout) newDeleted.push((dir ? `${dir}/` : '') + base.slice(WHITEOUT_PREFIX.length))
+      for (const x of [rel, ...ancestors(rel)]) {
+        const d = implied.get(x)
+        if (d && d.layer < li) d.providedBelow = true
+      }
+      for (const a of ancestors(rel)) {
+        const d = implied.get(a)
+        // A directory this layer deleted before is created again by unpacking, and then kept.
+        if (d) {
+          if (d.layer === li && (!whiteout || deletedHere(a))) d.weak = false
+        } else if (!claimed.has(a) && !hidden(a)) {
+          const made = { layer: li, weak: whiteout && !deletedHere(a), providedBelow: false, deletedBySelf: false }
+          implied.set(a, made)
+          impliedHere.push(made)
+          impliedNames.push(a)
+        }
+      }
+      if (base === OPAQUE_WHITEOUT) {
+        newOpaque.push(dir)
+        layerOpaque.add(dir)
+      } else if (whiteout) {
+        const name = (dir ? `${dir}/` : '') + base.slice(WHITEOUT_PREFIX.length)
+        newDeleted.push(name)
+        layerDeleted.add(name)
+      }
       const shadowed = rel === '' || whiteout || claimed.has(rel) || hidden(rel)
       const isLink = h.type === 'link' && Boolean(h.linkname)
       const isFile = h.type === 'file' || h.type === 'contiguous-file'
-      const waiting = whiteout ? undefined : pending.get(rel)
-      if (waiting && (isFile || isLink)) pending.delete(rel)
+      // Requests of upper layers only: a link of this layer named what was there before it.
+      const wanting = whiteout || !(isFile || isLink) ? undefined : pending.get(rel)
+      const served = wanting?.filter((r) => r.layer < li)
+      const waiting = served?.length ? served : undefined
+      if (waiting) {
+        const rest = (wanting as LinkRequest[]).filter((r) => r.layer >= li)
+        if (rest.length) pending.set(rel, rest)
+        else pending.delete(rel)
+      }
       if (!shadowed) {
         claimed.set(rel, li)
         if (h.type !== 'directory') newDeleted.push(`${rel}/`) // nothing lower can sit under a non-directory
@@ -172,7 +228,7 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
         const target = cleanEntryPath(h.linkname)
         links.set(rel, target)
         entry.resume()
-        yield* route(li, target, [...(shadowed ? [] : [{ header: h, rel, xattrs }]), ...(waiting ?? [])], seen, links)
+        yield* route(li, target, [...(shadowed ? [] : [{ header: h, rel, xattrs, layer: li }]), ...(waiting ?? [])], seen, links)
         continue
       }
       if (isFile && waiting && shadowed) {
@@ -189,6 +245,9 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
       if (!isFile) entry.resume()
       else if (waiting) yield* linksTo(waiting, rel)
     }
+    impliedNames.forEach((a, i) => {
+      ;(impliedHere[i] as ImpliedDir).deletedBySelf = deletedHere(a)
+    })
     for (const d of newDeleted) deleted.add(d.replace(/\/$/, ''))
     for (const d of newOpaque) opaque.add(d)
   }
@@ -204,6 +263,15 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
       } else entry.resume()
     }
     for (const [target, reqs] of wanted) push(pending, target, reqs)
+  }
+  // Implied directories that nothing written lies under: written when unpacking would keep them.
+  // One whose own layer only implies it by whiteouts, that a lower layer has, and that a whiteout
+  // of its layer deletes, is gone; one its layer wrote into is kept whatever that layer deleted.
+  const holding = new Set<string>()
+  for (const p of emitted) for (const a of ancestors(p)) holding.add(a)
+  for (const [a, d] of implied) {
+    if (claimed.has(a) || holding.has(a) || (d.providedBelow && d.weak && d.deletedBySelf)) continue
+    yield { path: a, type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: 0 }
   }
   // Targets that no layer holds: the links are kept as they were, last.
   for (const [target, reqs] of pending) yield* linksTo(reqs, target)

@@ -138,3 +138,33 @@ test('export: empty files, symlinks, directories and whiteouts of a stack of lay
   ])
   assert.deepEqual(names, ['etc/also-empty', 'etc/link', 'etc/', 'etc/empty', 'etc/keep'])
 })
+
+test('export: the parent directories of whiteouts exist, as after unpacking, even when no layer holds them', async (t) => {
+  const names = await exportMatchesUnpack(t, [[{ name: 'b', content: 'b' }], [{ name: 'd/.wh..wh..opq' }, { name: 'e/f/.wh.a' }, { name: '.wh.e' }]])
+  assert.deepEqual(names, ['b', 'd/', 'e/', 'e/f/'])
+})
+
+test('export: directories with only whiteouts under them stay or go as unpacking decides', async (t) => {
+  // e holds a lower file that a whiteout deletes: e stays, empty. f is deleted by its own layer's
+  // whiteout after a whiteout under it: gone. g is deleted first and then needed again: created.
+  const names = await exportMatchesUnpack(t, [
+    [
+      { name: 'e/a', content: 'a' },
+      { name: 'f/a', content: 'a' },
+      { name: 'g/a', content: 'a' },
+    ],
+    [{ name: 'e/.wh.a' }, { name: 'f/.wh.a' }, { name: '.wh.f' }, { name: '.wh.g' }, { name: 'g/.wh.a' }],
+  ])
+  assert.deepEqual(names, ['e/', 'g/'])
+})
+
+test('export: a link to a path its own layer replaces later keeps the lower file', async (t) => {
+  const names = await exportMatchesUnpack(t, [
+    [{ name: 'c', content: 'lower', mode: 0o755 }],
+    [
+      { name: 'a', type: 'link', linkname: 'c' },
+      { name: 'c', content: 'upper' },
+    ],
+  ])
+  assert.deepEqual(names, ['c', 'a'])
+})
