@@ -18,7 +18,7 @@ import { chain } from '../image/view.ts'
 import { compressionOf, decompressor } from './compress.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
 import { PaxXattrTap } from './pax-xattrs.ts'
-import { completeTarEnd, entryOwner } from './read.ts'
+import { completeTarEnd, entryOwner, tarFormatError, tarParsed } from './read.ts'
 import { xattrApi } from './xattr.ts'
 
 /** Runs a tool (mkfifo, mknod); node:child_process is loaded only then. */
@@ -358,14 +358,18 @@ export async function applyTar(tar: Readable, dir: string, o: ApplyOptions = {})
   const feeding = pipeline(tar, expansionGuard(undefined, o, 'layer'), completeTarEnd(), tap, extract as unknown as NodeJS.WritableStream, { signal: o.signal })
   feeding.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
   try {
-    for await (const entry of extract) {
+    for await (const entry of tarParsed(extract, 'layer')) {
       await applier.entry(entry.header, entry as unknown as Readable, tap.xattrsOf(entry.header))
     }
     await feeding
   } catch (e) {
     extract.destroy()
-    await feeding.catch(() => {})
-    throw e
+    const fed = await feeding.then(
+      () => undefined,
+      (f: unknown) => f,
+    )
+    // An entry's body read when the stream failed says only that it was destroyed: the cause is the stream's.
+    throw tarFormatError(fed !== undefined && (e as NodeJS.ErrnoException).code === 'STREAM_DESTROYED' ? fed : e, 'layer')
   }
   await applier.finish()
   return applier.stats

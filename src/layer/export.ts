@@ -13,7 +13,7 @@ import type { Image, IoOptions, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { cleanEntryPath, type EntryType, type LayerEntry, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
 import { PaxXattrTap } from './pax-xattrs.ts'
-import { completeTarEnd, entryOwner } from './read.ts'
+import { completeTarEnd, entryOwner, type TarEntry, tarParsed } from './read.ts'
 import { tarEntries } from './tar-write.ts'
 
 function ancestors(rel: string): string[] {
@@ -94,14 +94,14 @@ export function exportImage(img: Image, o: IoOptions = {}): Readable {
   return tarEntries(mergedEntries(img, o), 0).stream
 }
 
-/** A layer's tar entries, with the exact xattr bytes of each (by the entry's body offset). */
-async function entriesOf(layer: Layer, o: IoOptions): Promise<{ extract: tarStream.Extract; tap: PaxXattrTap }> {
+/** A layer's tar entries, and the tap that holds the exact xattr bytes of each. */
+async function entriesOf(layer: Layer, o: IoOptions): Promise<{ extract: AsyncIterable<TarEntry>; tap: PaxXattrTap }> {
   const extract = tarStream.extract()
   const tap = new PaxXattrTap()
   const tar = chain(await layer.uncompressed(o), completeTarEnd(), tap)
   tar.on('error', (e) => extract.destroy(e))
   tar.pipe(extract as unknown as NodeJS.WritableStream)
-  return { extract, tap }
+  return { extract: tarParsed(extract, `layer ${await layer.digest()}`), tap }
 }
 
 /** The entries of the merged tree, in the order exportImage writes them. */

@@ -17,17 +17,26 @@ const MAX_PAX = 1 << 20
 
 const padOf = (n: number) => (BLOCK - (n % BLOCK)) % BLOCK
 
-/** A header's size field: octal, or base-256 when its first byte has the high bit set. */
+/**
+ * A header's size field read as tar-stream reads it: octal (leading spaces and NULs skipped, up
+ * to the first space; empty is 0), or base-256 when the first byte is 0x80. NaN for anything
+ * else: base-256 with another first byte (tar-stream takes that as a null size and then waits
+ * for the body forever), or a negative one.
+ */
 function sizeField(h: Buffer): number {
   const f = h.subarray(124, 136)
   if ((f[0] as number) & 0x80) {
-    let n = (f[0] as number) & 0x7f
+    if (f[0] !== 0x80) return Number.NaN
+    let n = 0
     for (let i = 1; i < f.length; i++) n = n * 256 + (f[i] as number)
     return n
   }
   let i = 0
   while (i < f.length && f[i] === 0x20) i++
-  return Number.parseInt(f.toString('latin1', i), 8)
+  let end = f.indexOf(0x20, i)
+  if (end < 0) end = f.length
+  while (i < end && f[i] === 0) i++
+  return i === end ? 0 : Number.parseInt(f.toString('latin1', i, end), 8)
 }
 
 /** The records of a PAX header body, values as bytes. */
@@ -84,7 +93,17 @@ export class PaxXattrTap extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     if (!this.#lost) this.#scan(chunk)
-    cb(null, chunk)
+    cb(this.#error ?? null, chunk)
+  }
+
+  /**
+   * Set for a header whose sizes tar-stream would misread: the stream fails before it gets
+   * there. A plain Error, as tar-stream's own are, so that tarFormatError names the layer.
+   */
+  #error: Error | undefined
+  #invalid(what: string): void {
+    this.#lost = true
+    this.#error = new Error(`invalid ${what} in the tar header at byte ${this.#offset - BLOCK}`)
   }
 
   #scan(chunk: Buffer): void {
@@ -123,7 +142,7 @@ export class PaxXattrTap extends Transform {
     if (h.every((b) => b === 0)) return // end-of-archive blocks
     const size = sizeField(h)
     if (!Number.isSafeInteger(size) || size < 0) {
-      this.#lost = true // tar-stream fails on this header too
+      this.#invalid('size field')
       return
     }
     switch (h[156]) {
@@ -151,7 +170,7 @@ export class PaxXattrTap extends Transform {
     const bodySize = h[156] === 0x35 ? 0 : paxSize ? Number.parseInt(paxSize.toString('latin1'), 10) : size
     this.#local = undefined
     if (!Number.isSafeInteger(bodySize) || bodySize < 0) {
-      this.#lost = true
+      this.#invalid('PAX size record')
       return
     }
     this.#skip = bodySize + padOf(bodySize)

@@ -9,6 +9,7 @@ import { chain } from '../image/view.ts'
 import type { Compression } from '../spec/media-types.ts'
 import { decompressor } from './compress.ts'
 import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
+import { PaxXattrTap } from './pax-xattrs.ts'
 import { xattrsOfPax } from './xattr.ts'
 
 /** The compression of a blob, from its first bytes (gzip 1f8b, zstd 28b52ffd, else none). */
@@ -67,13 +68,55 @@ export interface ListedEntry {
   xattrs?: string[] | undefined
 }
 
-/** Lists the entries of an uncompressed tar stream. */
-export async function* listTar(tar: Readable): AsyncGenerator<ListedEntry> {
+/** One entry of a tar being read: its header, and a stream of its body. */
+export type TarEntry = tarStream.Extract extends AsyncIterable<infer E> ? E : never
+
+/**
+ * An error of the tar parser (tar-stream throws plain Errors with no code: a bad header
+ * checksum, an unexpected end) as INVALID_LAYER naming `what`, the parser's error as its cause.
+ * Every other error (I/O, digests, aborts, ocikit's own) is returned as it is.
+ */
+export function tarFormatError(e: unknown, what: string): unknown {
+  if (!(e instanceof Error) || e.constructor !== Error || (e as NodeJS.ErrnoException).code !== undefined) return e
+  return new OcikitError('INVALID_LAYER', `${what} is not a valid tar: ${e.message}`, { cause: e })
+}
+
+const isId = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0
+
+/**
+ * Tar entries of an extractor, with parser errors as INVALID_LAYER naming `what`
+ * (tarFormatError). A header whose numbers tar-stream could not read (it gives NaN for a field
+ * that is not octal) is INVALID_LAYER naming the entry, rather than a mode, owner or time made up.
+ */
+export async function* tarParsed(extract: tarStream.Extract, what: string): AsyncGenerator<TarEntry> {
+  try {
+    for await (const entry of extract) {
+      const h = entry.header
+      const bad = !isId(h.mode)
+        ? 'mode'
+        : !isId(h.uid) || !isId(h.gid)
+          ? 'owner'
+          : h.mtime && Number.isNaN(h.mtime.getTime())
+            ? 'time'
+            : (h.type === 'character-device' || h.type === 'block-device') && (!isId(h.devmajor) || !isId(h.devminor))
+              ? 'device numbers'
+              : undefined
+      if (bad) throw new OcikitError('INVALID_LAYER', `${what}: entry ${h.name} has an invalid ${bad} in its tar header`)
+      yield entry
+    }
+  } catch (e) {
+    throw tarFormatError(e, what)
+  }
+}
+
+/** Lists the entries of an uncompressed tar stream; `what` names it in errors. */
+export async function* listTar(tar: Readable, what = 'layer'): AsyncGenerator<ListedEntry> {
   const extract = tarStream.extract()
-  const tail = chain(tar, completeTarEnd())
+  // The tap also stops a tar whose header sizes would leave tar-stream waiting forever.
+  const tail = chain(tar, completeTarEnd(), new PaxXattrTap())
   tail.on('error', (e) => extract.destroy(e))
   tail.pipe(extract as unknown as NodeJS.WritableStream)
-  for await (const entry of extract) {
+  for await (const entry of tarParsed(extract, what)) {
     const h = entry.header
     entry.resume()
     const path = h.name.replace(/\/$/, '')
@@ -99,7 +142,16 @@ export async function* listTar(tar: Readable): AsyncGenerator<ListedEntry> {
 /** Lists the entries of a layer file (any compression). */
 export async function* listLayerFile(file: string): AsyncGenerator<ListedEntry> {
   const c = await fileCompression(file)
-  yield* listTar(chain(createReadStream(file), decompressor(c)))
+  try {
+    yield* listTar(chain(createReadStream(file), decompressor(c)), file)
+  } catch (e) {
+    // zlib's errors (Z_DATA_ERROR, Z_BUF_ERROR for a cut file) and zstd's say nothing of the file.
+    const code = String((e as NodeJS.ErrnoException).code ?? '')
+    if (code.startsWith('Z_') || code.startsWith('ERR_ZSTD')) {
+      throw new OcikitError('INVALID_LAYER', `${file} is not valid ${c} data: ${(e as Error).message}`, { cause: e })
+    }
+    throw e
+  }
 }
 
 /** The owner of a tar entry, taking PAX `uid`/`gid` records over the ustar fields (tar-stream does not). */

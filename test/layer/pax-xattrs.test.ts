@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { test } from 'node:test'
 import tarStream from 'tar-stream'
+import { isOcikitError } from '../../src/errors.ts'
+import { applyTar } from '../../src/layer/apply.ts'
 import type { LayerEntry } from '../../src/layer/entry.ts'
 import { PaxXattrTap } from '../../src/layer/pax-xattrs.ts'
+import { listTar } from '../../src/layer/read.ts'
 import { tarEntries } from '../../src/layer/tar-write.ts'
+import { rawTar } from '../helpers/tar.ts'
+import { tempDir } from '../helpers/tmp.ts'
 
 /** Entries of every shape the tap must step over, each file with a binary xattr of its own. */
 function entries(): LayerEntry[] {
@@ -55,16 +60,33 @@ test("the tap finds every entry's xattr bytes however the tar is cut into chunks
   }
 })
 
-test("the tap passes the bytes through unchanged, and on a header it cannot read falls back to tar-stream's text", async () => {
-  const bad = Buffer.alloc(1024)
-  bad.write('name', 0)
-  bad.write('zz', 124) // not an octal size
-  bad[156] = 0x30
-  const tap = new PaxXattrTap()
-  const out: Buffer[] = []
-  tap.on('data', (c) => out.push(c))
-  await pipeline(Readable.from([bad]), tap)
-  assert.ok(Buffer.concat(out).equals(bad))
-  const header = { name: 'name', byteOffset: 512, pax: { 'SCHILY.xattr.user.a': 'text' } } as unknown as tarStream.Header
-  assert.deepEqual(tap.xattrsOf(header), [['user.a', Buffer.from('text')]])
+for (const [what, field] of [
+  ['not octal', Buffer.from('zz')],
+  ['base-256 with a first byte other than 0x80 (tar-stream reads a null size and waits forever)', Buffer.from([0xd7, 0x30, 0x30])],
+  ['negative base-256', Buffer.alloc(12, 0xff)],
+] as const) {
+  test(`a header whose size field is ${what} fails the stream`, async () => {
+    const bad = Buffer.alloc(2048)
+    bad.write('name', 0)
+    field.copy(bad, 124)
+    bad[156] = 0x32 // a symlink
+    await assert.rejects(pipeline(Readable.from([bad]), new PaxXattrTap(), new PassThrough().resume()), /invalid size field in the tar header at byte 0/)
+  })
+}
+
+test('listing and applying a tar whose header size tar-stream would misread end with INVALID_LAYER, not a hang', { timeout: 20_000 }, async (t) => {
+  const tar = await rawTar([
+    { name: 'a', content: 'a' },
+    { name: 'l', type: 'symlink', linkname: 'a' },
+  ])
+  tar.writeUInt8(0xd7, 1024 + 124) // the symlink's size field
+  const entries = []
+  await assert.rejects(
+    (async () => {
+      for await (const e of listTar(Readable.from([tar]))) entries.push(e.path)
+    })(),
+    (e) => isOcikitError(e, 'INVALID_LAYER') && /layer is not a valid tar: invalid size field in the tar header at byte 1024/.test(e.message),
+  )
+  const dir = await tempDir(t)
+  await assert.rejects(applyTar(Readable.from([tar]), dir), (e) => isOcikitError(e, 'INVALID_LAYER'))
 })
