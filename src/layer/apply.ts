@@ -8,17 +8,15 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { type Readable, Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
-import tarStream from 'tar-stream'
+import type tarStream from 'tar-stream'
 import { verifyingStream } from '../digest.ts'
 import { isErrno, OcikitError, UnsafePathError } from '../errors.ts'
 import type { Image, Layer } from '../image/types.ts'
 import { chain } from '../image/view.ts'
 import { compressionOf, decompressor } from './compress.ts'
 import { cleanEntryPath, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
-import { PaxXattrTap } from './pax-xattrs.ts'
-import { completeTarEnd, entryOwner, tarFormatError, tarParsed } from './read.ts'
+import { entryOwner, readTar } from './read.ts'
 import { xattrApi } from './xattr.ts'
 
 /** Runs a tool (mkfifo, mknod); node:child_process is loaded only then. */
@@ -182,7 +180,7 @@ class Applier {
     await this.remove(full)
   }
 
-  /** `xattrs`: the entry's extended attributes with their exact bytes (PaxXattrTap.xattrsOf). */
+  /** `xattrs`: the entry's extended attributes with their exact bytes (from the tar reader's tap). */
   async entry(header: tarStream.Header, body: Readable, xattrs: [string, Buffer][] = []): Promise<void> {
     const raw = header.name
     const rel = cleanEntryPath(raw)
@@ -353,23 +351,14 @@ class Applier {
 export async function applyTar(tar: Readable, dir: string, o: ApplyOptions = {}): Promise<ApplyStats> {
   await fs.mkdir(dir, { recursive: true })
   const applier = new Applier(await fs.realpath(dir), o)
-  const extract = tarStream.extract()
-  const tap = new PaxXattrTap()
-  const feeding = pipeline(tar, expansionGuard(undefined, o, 'layer'), completeTarEnd(), tap, extract as unknown as NodeJS.WritableStream, { signal: o.signal })
-  feeding.catch(() => {}) // awaited below; this only keeps an early failure from counting as unhandled
+  const reader = readTar(chain(tar, expansionGuard(undefined, o, 'layer')), 'layer', { signal: o.signal })
   try {
-    for await (const entry of tarParsed(extract, 'layer')) {
-      await applier.entry(entry.header, entry as unknown as Readable, tap.xattrsOf(entry.header))
+    for await (const entry of reader.entries) {
+      await applier.entry(entry.header, entry as unknown as Readable, reader.tap.xattrsOf(entry.header))
     }
-    await feeding
   } catch (e) {
-    extract.destroy()
-    const fed = await feeding.then(
-      () => undefined,
-      (f: unknown) => f,
-    )
-    // An entry's body read when the stream failed says only that it was destroyed: the cause is the stream's.
-    throw tarFormatError(fed !== undefined && (e as NodeJS.ErrnoException).code === 'STREAM_DESTROYED' ? fed : e, 'layer')
+    reader.destroy()
+    throw reader.explain(e)
   }
   await applier.finish()
   return applier.stats

@@ -8,12 +8,10 @@
  * group names.
  */
 import type { Readable } from 'node:stream'
-import tarStream from 'tar-stream'
+import type tarStream from 'tar-stream'
 import type { Image, IoOptions, Layer } from '../image/types.ts'
-import { chain } from '../image/view.ts'
 import { cleanEntryPath, type EntryType, type LayerEntry, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './entry.ts'
-import { PaxXattrTap } from './pax-xattrs.ts'
-import { completeTarEnd, entryOwner, type TarEntry, tarParsed } from './read.ts'
+import { entryOwner, readTar, type TarReader } from './read.ts'
 import { tarEntries } from './tar-write.ts'
 
 function ancestors(rel: string): string[] {
@@ -94,14 +92,9 @@ export function exportImage(img: Image, o: IoOptions = {}): Readable {
   return tarEntries(mergedEntries(img, o), 0).stream
 }
 
-/** A layer's tar entries, and the tap that holds the exact xattr bytes of each. */
-async function entriesOf(layer: Layer, o: IoOptions): Promise<{ extract: AsyncIterable<TarEntry>; tap: PaxXattrTap }> {
-  const extract = tarStream.extract()
-  const tap = new PaxXattrTap()
-  const tar = chain(await layer.uncompressed(o), completeTarEnd(), tap)
-  tar.on('error', (e) => extract.destroy(e))
-  tar.pipe(extract as unknown as NodeJS.WritableStream)
-  return { extract: tarParsed(extract, `layer ${await layer.digest()}`), tap }
+/** A reader of a layer's tar (verified against its digest and diff ID as it is read). */
+async function readLayer(layer: Layer, o: IoOptions): Promise<TarReader> {
+  return readTar(await layer.uncompressed(o), `layer ${await layer.digest()}`)
 }
 
 /** The entries of the merged tree, in the order exportImage writes them. */
@@ -175,8 +168,8 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
     const deletedHere = (a: string) => layerDeleted.has(a) || layerOpaque.has('') || ancestors(a).some((p) => layerDeleted.has(p) || layerOpaque.has(p))
     const seen = new Map<string, Seen>()
     const links = new Map<string, string>()
-    const { extract, tap } = await entriesOf(layer, o)
-    for await (const entry of extract) {
+    const { entries, tap } = await readLayer(layer, o)
+    for await (const entry of entries) {
       const h = entry.header
       const xattrs = tap.xattrsOf(h)
       const rel = cleanEntryPath(h.name)
@@ -253,8 +246,8 @@ async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEnt
   }
   // Files that a link named after its layer had passed them, and the merged tree does not hold.
   for (const [li, wanted] of rereads) {
-    const { extract, tap } = await entriesOf(layers[li] as Layer, o)
-    for await (const entry of extract) {
+    const { entries, tap } = await readLayer(layers[li] as Layer, o)
+    for await (const entry of entries) {
       const rel = cleanEntryPath(entry.header.name)
       const reqs = wanted.get(rel)
       if (reqs && (entry.header.type === 'file' || entry.header.type === 'contiguous-file')) {

@@ -2,7 +2,7 @@
 
 import { createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
-import { type Readable, Transform } from 'node:stream'
+import { addAbortSignal, type Readable, Transform } from 'node:stream'
 import tarStream from 'tar-stream'
 import { OcikitError } from '../errors.ts'
 import { chain } from '../image/view.ts'
@@ -76,47 +76,86 @@ export type TarEntry = tarStream.Extract extends AsyncIterable<infer E> ? E : ne
  * checksum, an unexpected end) as INVALID_LAYER naming `what`, the parser's error as its cause.
  * Every other error (I/O, digests, aborts, ocikit's own) is returned as it is.
  */
-export function tarFormatError(e: unknown, what: string): unknown {
+function tarFormatError(e: unknown, what: string): unknown {
   if (!(e instanceof Error) || e.constructor !== Error || (e as NodeJS.ErrnoException).code !== undefined) return e
   return new OcikitError('INVALID_LAYER', `${what} is not a valid tar: ${e.message}`, { cause: e })
 }
 
 const isId = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0
 
+/** Why a header cannot be trusted: a number tar-stream could not read (it gives NaN for a field that is not octal). */
+function badHeaderField(h: tarStream.Header): string | undefined {
+  if (!isId(h.mode)) return 'mode'
+  if (!isId(h.uid) || !isId(h.gid)) return 'owner'
+  if (h.mtime && Number.isNaN(h.mtime.getTime())) return 'time'
+  if ((h.type === 'character-device' || h.type === 'block-device') && (!isId(h.devmajor) || !isId(h.devminor))) return 'device numbers'
+  return undefined
+}
+
+/** A tar being read by {@link readTar}. */
+export interface TarReader {
+  /** The entries, in order; each body must be read or resumed before the next comes. */
+  readonly entries: AsyncGenerator<TarEntry>
+  /** The header tap in front of the parser: `tap.xattrsOf(header)` gives an entry's exact xattr bytes. */
+  readonly tap: PaxXattrTap
+  /**
+   * The error to report for `e`, which ended the reading: the input's own failure when `e` only
+   * says that an entry's body was destroyed because of it, and parser errors as INVALID_LAYER
+   * naming the tar (tarFormatError). `entries` throws errors already explained.
+   */
+  explain(e: unknown): unknown
+  /** Stops reading and closes the input (when handling an entry failed). */
+  destroy(): void
+}
+
 /**
- * Tar entries of an extractor, with parser errors as INVALID_LAYER naming `what`
- * (tarFormatError). A header whose numbers tar-stream could not read (it gives NaN for a field
- * that is not octal) is INVALID_LAYER naming the entry, rather than a mode, owner or time made up.
+ * Reads an uncompressed tar stream, `what` naming it in errors. The input passes through
+ * completeTarEnd and the header tap (which also stops a header whose size tar-stream would
+ * misread, and wait forever) into tar-stream's parser. An entry whose header holds a mode,
+ * owner, time or device number that is not a number is INVALID_LAYER naming it, rather than
+ * a value made up.
  */
-export async function* tarParsed(extract: tarStream.Extract, what: string): AsyncGenerator<TarEntry> {
-  try {
-    for await (const entry of extract) {
-      const h = entry.header
-      const bad = !isId(h.mode)
-        ? 'mode'
-        : !isId(h.uid) || !isId(h.gid)
-          ? 'owner'
-          : h.mtime && Number.isNaN(h.mtime.getTime())
-            ? 'time'
-            : (h.type === 'character-device' || h.type === 'block-device') && (!isId(h.devmajor) || !isId(h.devminor))
-              ? 'device numbers'
-              : undefined
-      if (bad) throw new OcikitError('INVALID_LAYER', `${what}: entry ${h.name} has an invalid ${bad} in its tar header`)
-      yield entry
+export function readTar(tar: Readable, what: string, o: { signal?: AbortSignal | undefined } = {}): TarReader {
+  const extract = tarStream.extract()
+  const tap = new PaxXattrTap()
+  if (o.signal) addAbortSignal(o.signal, tar)
+  const input = chain(tar, completeTarEnd(), tap)
+  /** The first failure of the input or the parser, which an entry's body reports only as 'destroyed'. */
+  let failure: unknown
+  input.on('error', (e) => {
+    failure ??= e
+    extract.destroy(e)
+  })
+  extract.on('error', (e) => {
+    failure ??= e
+  })
+  input.pipe(extract as unknown as NodeJS.WritableStream)
+  const explain = (e: unknown) => tarFormatError(failure !== undefined && (e as NodeJS.ErrnoException).code === 'STREAM_DESTROYED' ? failure : e, what)
+  async function* entries(): AsyncGenerator<TarEntry> {
+    try {
+      for await (const entry of extract) {
+        const bad = badHeaderField(entry.header)
+        if (bad) throw new OcikitError('INVALID_LAYER', `${what}: entry ${entry.header.name} has an invalid ${bad} in its tar header`)
+        yield entry
+      }
+    } catch (e) {
+      throw explain(e)
     }
-  } catch (e) {
-    throw tarFormatError(e, what)
+  }
+  return {
+    entries: entries(),
+    tap,
+    explain,
+    destroy: () => {
+      extract.destroy()
+      input.destroy()
+    },
   }
 }
 
 /** Lists the entries of an uncompressed tar stream; `what` names it in errors. */
 export async function* listTar(tar: Readable, what = 'layer'): AsyncGenerator<ListedEntry> {
-  const extract = tarStream.extract()
-  // The tap also stops a tar whose header sizes would leave tar-stream waiting forever.
-  const tail = chain(tar, completeTarEnd(), new PaxXattrTap())
-  tail.on('error', (e) => extract.destroy(e))
-  tail.pipe(extract as unknown as NodeJS.WritableStream)
-  for await (const entry of tarParsed(extract, what)) {
+  for await (const entry of readTar(tar, what).entries) {
     const h = entry.header
     entry.resume()
     const path = h.name.replace(/\/$/, '')

@@ -70,3 +70,22 @@ test('an entry whose owner or time field is not a number is INVALID_LAYER naming
     assert.deepEqual(await fs.readdir(path.join(dir, 't')), ['first'])
   }
 })
+
+test('a file cut short inside its content is INVALID_LAYER for the cut, not a destroyed stream', async (t) => {
+  const dir = await tempDir(t)
+  const tar = await rawTar([
+    { name: 'a', content: 'a' },
+    { name: 'big', content: 'x'.repeat(100_000) },
+  ])
+  await assert.rejects(
+    applyTar(Readable.from([tar.subarray(0, 3000)]), path.join(dir, 't')),
+    (e) => isOcikitError(e, 'INVALID_LAYER') && /layer is not a valid tar: Unexpected end of data/.test(e.message),
+  )
+})
+
+test('applying stops when its signal is aborted, before writing anything', async (t) => {
+  const dir = path.join(await tempDir(t), 't')
+  const tar = await rawTar([{ name: 'a', content: 'a' }])
+  await assert.rejects(applyTar(Readable.from([tar]), dir, { signal: AbortSignal.abort() }), (e) => (e as Error).name === 'AbortError')
+  assert.deepEqual(await fs.readdir(dir), [])
+})
