@@ -113,6 +113,11 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
     yield* pendingDirs.splice(0)
   }
 
+  // Unchanged files that share an inode with others, in walk order: when another path of the
+  // inode is written (it is new, or it changed), these are written too, as links to it.
+  // Otherwise the layer would make that path a file of its own and part the group.
+  const unchangedLinks = new Map<string, { rel: string; stats: Stats }[]>()
+  const emittedDirs = new Set<string>()
   async function* compareDir(rel: string): AsyncGenerator<LayerEntry> {
     const oldNames = sortedNames(path.join(oldRoot, rel))
     const newNames = sortedNames(path.join(newRoot, rel))
@@ -168,11 +173,6 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
       if (ns.isDirectory()) yield* walkTree(newRoot, childRel, prefix, ctx)
     }
   }
-  // Unchanged files that share an inode with others, in walk order: when another path of the
-  // inode is written (it is new, or it changed), these are written too, as links to it.
-  // Otherwise the layer would make that path a file of its own and part the group.
-  const unchangedLinks = new Map<string, { rel: string; stats: Stats }[]>()
-  const emittedDirs = new Set<string>()
   for await (const e of compareDir('')) {
     if (e.type === 'directory') emittedDirs.add(e.path)
     yield e
