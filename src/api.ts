@@ -92,7 +92,10 @@ export async function deleteImage(name: string, o: { registry?: RegistryOptions;
   if (n.transport !== 'registry')
     throw new OcikitError('NOT_SUPPORTED', `${name}: delete works on registry names; for a layout use 'ocikit untag' then 'ocikit gc'`)
   const c = registryClient(name, o.registry ?? {})
-  const digest = n.reference.digest ?? (await c.headManifest(n.reference.tag ?? 'latest', o))?.digest
+  const tag = n.reference.tag ?? 'latest'
+  let digest = n.reference.digest ?? (await c.headManifest(tag, o))?.digest
+  // A registry that answers HEAD without Docker-Content-Digest: the digest of the bytes it serves.
+  if (digest === '') digest = (await c.manifest(tag, o)).digest
   if (!digest) throw new OcikitError('MANIFEST_UNKNOWN', `${name}: no such manifest`)
   await c.deleteManifest(digest, o)
   return digest

@@ -4,7 +4,7 @@
  * scope until shortly before they expire.
  */
 import { OcikitError, RegistryError } from '../errors.ts'
-import { cappedText, type HttpRequestInit, type HttpResponse, type HttpSend, httpClient } from '../stores/registry/http.ts'
+import { type HttpRequestInit, type HttpResponse, type HttpSend, httpClient, readBody, serverUrl } from '../stores/registry/http.ts'
 import type { Credentials } from './credentials.ts'
 
 interface Cached {
@@ -30,7 +30,7 @@ export class TokenCache {
       const location = res.headers.get('location')
       if (!location || ![301, 302, 303, 307, 308].includes(res.status) || hop >= 5) return res
       await res.body.cancel()
-      const next = new URL(location, url)
+      const next = serverUrl(location, url, `the token service's redirect`)
       // Basic credentials for the token service stay with its origin.
       const headers = next.origin === url.origin ? init.headers : undefined
       init = res.status === 307 || res.status === 308 ? { ...init, headers } : { method: 'GET', headers, signal: init.signal }
@@ -60,8 +60,8 @@ export class TokenCache {
     registry: string,
     signal?: AbortSignal,
   ): Promise<string> {
-    const realm = params.realm
-    if (!realm) throw new RegistryError('UNAUTHORIZED', `${registry}: bearer challenge without a realm`, 401)
+    if (!params.realm) throw new RegistryError('UNAUTHORIZED', `${registry}: bearer challenge without a realm`, 401)
+    const realm = serverUrl(params.realm, undefined, `${registry}: the token realm of its bearer challenge`)
     let res: HttpResponse
     try {
       if (creds?.identityToken) {
@@ -72,7 +72,7 @@ export class TokenCache {
           service: params.service ?? '',
         })
         if (scopes.length) form.set('scope', scopes.join(' '))
-        res = await this.#send(new URL(realm), {
+        res = await this.#send(realm, {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded' },
           body: form.toString(),
@@ -87,11 +87,12 @@ export class TokenCache {
         res = await this.#send(url, { headers, signal })
       }
     } catch (cause) {
-      throw new RegistryError('NETWORK_ERROR', `${registry}: cannot reach the token service at ${new URL(realm).host}: ${(cause as Error).message}`, 0, [], {
+      if (cause instanceof OcikitError) throw cause
+      throw new RegistryError('NETWORK_ERROR', `${registry}: cannot reach the token service at ${realm.host}: ${(cause as Error).message}`, 0, [], {
         cause,
       })
     }
-    const text = await cappedText(res, MAX_TOKEN_RESPONSE)
+    const text = (await readBody(res, MAX_TOKEN_RESPONSE, `${registry}: the token service's answer`)).toString('utf8')
     if (res.status === 401 || res.status === 403) {
       const who = creds?.username ? ` as '${creds.username}'` : ' anonymously'
       throw new RegistryError(
@@ -102,15 +103,15 @@ export class TokenCache {
     }
     if (res.status < 200 || res.status > 299)
       throw new RegistryError('REGISTRY_ERROR', `${registry}: the token service answered status ${res.status}`, res.status)
-    let body: { token?: string; access_token?: string; expires_in?: number }
+    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown }
     try {
       body = JSON.parse(text)
     } catch {
       throw new OcikitError('REGISTRY_ERROR', `${registry}: the token service answered with something other than JSON`)
     }
-    const token = body.token ?? body.access_token
-    if (!token) throw new OcikitError('REGISTRY_ERROR', `${registry}: the token service answered without a token`)
-    const lifetime = Math.max(60, body.expires_in ?? 60) * 1000
+    const token = typeof body === 'object' && body !== null ? (body.token ?? body.access_token) : undefined
+    if (typeof token !== 'string' || !token) throw new OcikitError('REGISTRY_ERROR', `${registry}: the token service answered without a token`)
+    const lifetime = Math.max(60, typeof body.expires_in === 'number' && Number.isFinite(body.expires_in) ? body.expires_in : 60) * 1000
     this.#tokens.set(key, { token, expires: Date.now() + lifetime - 10_000 })
     return token
   }

@@ -7,8 +7,9 @@ import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
+import { Readable } from 'node:stream'
 import { describe, test } from 'node:test'
-import { copy, listTags, read, write } from '../../src/api.ts'
+import { copy, deleteImage, listTags, read, write } from '../../src/api.ts'
 import { digestOf } from '../../src/digest.ts'
 import { isOcikitError } from '../../src/errors.ts'
 import { randomImage, randomIndex } from '../../src/image/memory.ts'
@@ -270,6 +271,121 @@ describe('registry: responses no registry should send (fake server)', () => {
     for (let i = 0; i < 6; i++) await c.manifest('v1')
     assert.equal(served, 6)
     assert.equal(tokens, 2)
+  })
+
+  test('a repository whose name starts with "http" is a path on the registry, not a URL', async (t) => {
+    const paths: string[] = []
+    const host = await fake(t, (req, res) => {
+      paths.push(req.url ?? '')
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest)
+    })
+    const m = await new RegistryClient(host, 'httpd', fast).manifest('v1')
+    assert.equal(m.digest, digestOf(manifest))
+    assert.deepEqual(paths, ['/v2/httpd/manifests/v1'])
+  })
+
+  test('a connection that breaks while a manifest or a tags page is read is retried', async (t) => {
+    let hits = 0
+    const host = await fake(t, (req, res) => {
+      hits++
+      const body = req.url?.includes('/tags/') ? JSON.stringify({ name: 'app', tags: ['a', 'b'] }) : manifest
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'content-length': String(body.length) })
+      if (hits % 2 === 1) {
+        res.write(body.slice(0, 10))
+        return void setTimeout(() => res.destroy(), 5)
+      }
+      res.end(body)
+    })
+    const c = new RegistryClient(host, 'app', fast)
+    assert.equal((await c.manifest('v1')).digest, digestOf(manifest))
+    assert.deepEqual(await c.tags(), ['a', 'b'])
+    assert.equal(hits, 4)
+    const broken = await fake(t, (_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' }).write('{"sche')
+      setTimeout(() => res.destroy(), 5)
+    })
+    await assert.rejects(
+      new RegistryClient(broken, 'app', { ...fast, attempts: 2 }).manifest('v1'),
+      (e) => isOcikitError(e, 'NETWORK_ERROR') && /connection broke/.test(e.message) && /after 2 attempt/.test(e.message),
+    )
+  })
+
+  test('broken answers from a registry or its token service are coded errors that say what was wrong', async (t) => {
+    let answer: (req: http.IncomingMessage, res: http.ServerResponse) => void = () => {}
+    const host = await fake(t, (req, res) => answer(req, res))
+    // A fresh client for each case: a client remembers how the registry authenticates.
+    const client = () => new RegistryClient(host, 'app', { ...fast, attempts: 1 })
+    const cases: [string, typeof answer, () => Promise<unknown>, string, RegExp][] = [
+      ['tags: JSON null', (_q, r) => r.writeHead(200).end('null'), () => client().tags(), 'REGISTRY_ERROR', /not a JSON object/],
+      [
+        'tags: a next link back to the same page',
+        (q, r) => r.writeHead(200, { link: `<${q.url}>; rel="next"` }).end('{"tags":["a"]}'),
+        () => client().tags(),
+        'REGISTRY_ERROR',
+        /circle/,
+      ],
+      [
+        'tags: a next link that is no URL',
+        (_q, r) => r.writeHead(200, { link: '<http://[bad>; rel="next"' }).end('{"tags":[]}'),
+        () => client().tags(),
+        'REGISTRY_ERROR',
+        /next page link is not an http\(s\) URL/,
+      ],
+      [
+        'a redirect to a URL that is no URL',
+        (_q, r) => r.writeHead(307, { location: 'http://[::1' }).end(),
+        () => client().manifest('v1'),
+        'REGISTRY_ERROR',
+        /redirect .* is not an http\(s\) URL/,
+      ],
+      [
+        'a bearer realm that is no URL',
+        (_q, r) => r.writeHead(401, { 'www-authenticate': 'Bearer realm="not a url"' }).end(),
+        () => client().manifest('v1'),
+        'REGISTRY_ERROR',
+        /token realm .* not an http\(s\) URL/,
+      ],
+      [
+        'a token answer of JSON null',
+        (q, r) =>
+          q.url?.startsWith('/token') ? r.writeHead(200).end('null') : r.writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token"` }).end(),
+        () => client().manifest('v1'),
+        'REGISTRY_ERROR',
+        /without a token/,
+      ],
+      [
+        'a referrers answer that is not an index',
+        (q, r) =>
+          r.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json' }).end(q.url?.includes('/referrers/') ? '{"manifests":null}' : manifest),
+        () => client().referrers(digestOf(manifest)),
+        'INVALID_MANIFEST',
+        /referrers of/,
+      ],
+      [
+        'an upload location that is no URL',
+        (q, r) => (q.method === 'HEAD' ? r.writeHead(404).end() : r.writeHead(202, { location: 'http://[::1' }).end()),
+        () => client().uploadBlob({ mediaType: 'application/octet-stream', digest: digestOf('x'), size: 1 }, async () => Readable.from([Buffer.from('x')])),
+        'REGISTRY_ERROR',
+        /upload location is not an http\(s\) URL/,
+      ],
+    ]
+    for (const [what, handler, run, code, message] of cases) {
+      answer = handler
+      await assert.rejects(run(), (e) => isOcikitError(e, code as never) && message.test(e.message), what)
+    }
+  })
+
+  test('delete resolves a tag through GET when HEAD gives no Docker-Content-Digest', async (t) => {
+    const deleted: string[] = []
+    const host = await fake(t, (req, res) => {
+      if (req.method === 'DELETE') {
+        deleted.push(req.url ?? '')
+        return void res.writeHead(202).end()
+      }
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest)
+    })
+    assert.equal(await deleteImage(`${host}/app:v1`, { registry: fast }), digestOf(manifest))
+    assert.deepEqual(deleted, [`/v2/app/manifests/${digestOf(manifest)}`])
   })
 
   test('a redirect to another host does not carry the Authorization header', async (t) => {

@@ -10,8 +10,8 @@ import type { IoOptions } from '../../image/types.ts'
 import { chain } from '../../image/view.ts'
 import { isIndexType, isManifestType, MediaType } from '../../spec/media-types.ts'
 import type { Descriptor, Index } from '../../spec/schemas.ts'
-import { detectManifestType, MAX_DOCUMENT_SIZE, parseJsonBytes } from '../../spec/validate.ts'
-import { cappedText, type HttpBody, type HttpResponse } from './http.ts'
+import { detectManifestType, MAX_DOCUMENT_SIZE, parseIndex, parseJsonBytes } from '../../spec/validate.ts'
+import { bodyError, type HttpBody, type HttpResponse, readBody, serverUrl } from './http.ts'
 import { type RegistryOptions, RegistryTransport } from './transport.ts'
 
 /** What manifests ocikit asks registries for. */
@@ -22,26 +22,6 @@ export interface FetchedManifest {
   bytes: Uint8Array
   mediaType: string
   digest: Digest
-}
-
-/** Reads a body up to `max` bytes; more is a TOO_LARGE error. */
-async function cappedBytes(res: HttpResponse, max: number, what: string): Promise<Uint8Array> {
-  const declared = Number(res.headers.get('content-length') ?? Number.NaN)
-  if (declared > max) {
-    await res.body.cancel()
-    throw new RegistryError('TOO_LARGE', `${what}: ${declared} bytes, over the ${max}-byte limit`, res.status)
-  }
-  const chunks: Uint8Array[] = []
-  let n = 0
-  for await (const c of res.body) {
-    n += c.length
-    if (n > max) {
-      await res.body.cancel()
-      throw new RegistryError('TOO_LARGE', `${what}: over the ${max}-byte limit`, res.status)
-    }
-    chunks.push(c)
-  }
-  return Buffer.concat(chunks)
 }
 
 /** The body without its first `n` bytes. */
@@ -79,16 +59,12 @@ export class RegistryClient {
 
   /** Fetches a manifest by tag or digest, checking its digest against the request and Docker-Content-Digest. */
   async manifest(ref: string, o: IoOptions = {}): Promise<FetchedManifest> {
-    const res = await this.t.request({
-      method: 'GET',
-      path: `${this.repository}/manifests/${ref}`,
-      headers: { accept: MANIFEST_ACCEPT },
-      scope: this.#pull(),
-      ok: [200],
-      signal: o.signal,
-    })
     const what = `${this.name}:${ref} manifest`
-    const bytes = await cappedBytes(res, MAX_DOCUMENT_SIZE, what)
+    const { res, bytes } = await this.t.requestBytes(
+      { method: 'GET', path: `${this.repository}/manifests/${ref}`, headers: { accept: MANIFEST_ACCEPT }, scope: this.#pull(), ok: [200], signal: o.signal },
+      MAX_DOCUMENT_SIZE,
+      what,
+    )
     const algo = isDigest(ref) ? (ref.split(':')[0] as 'sha256' | 'sha512') : 'sha256'
     const digest = digestOf(bytes, algo)
     if (isDigest(ref) && digest !== ref) throw new OcikitError('DIGEST_MISMATCH', `${what}: served bytes hash to ${digest}, not the requested ${ref}`)
@@ -162,8 +138,9 @@ export class RegistryClient {
 
   async #fallbackIndex(subject: Digest, o: IoOptions): Promise<Index> {
     try {
-      const m = await this.manifest(RegistryClient.referrersTag(subject), o)
-      return JSON.parse(Buffer.from(m.bytes).toString('utf8')) as Index
+      const tag = RegistryClient.referrersTag(subject)
+      const m = await this.manifest(tag, o)
+      return parseIndex(m.bytes, `${this.name}:${tag} (the referrers of ${subject})`, m.mediaType).index
     } catch (e) {
       if (e instanceof RegistryError && e.code === 'MANIFEST_UNKNOWN') return { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }
       throw e
@@ -204,12 +181,13 @@ export class RegistryClient {
     })
     let index: Index
     if (res.status === 200) {
-      index = JSON.parse(Buffer.from(await cappedBytes(res, MAX_DOCUMENT_SIZE, `${this.name} referrers of ${subject}`)).toString('utf8')) as Index
+      const what = `${this.name} referrers of ${subject}`
+      index = parseIndex(await readBody(res, MAX_DOCUMENT_SIZE, what), what, MediaType.ociIndex).index
     } else {
       await res.body.cancel()
       index = await this.#fallbackIndex(subject, o)
     }
-    return (index.manifests ?? []).filter((d) => !o.artifactType || d.artifactType === o.artifactType)
+    return index.manifests.filter((d) => !o.artifactType || d.artifactType === o.artifactType)
   }
 
   /** Deletes a manifest by digest. */
@@ -251,7 +229,7 @@ export class RegistryClient {
           }
           return
         } catch (e) {
-          if (o.signal?.aborted || attempt >= attempts || got >= d.size) throw e
+          if (o.signal?.aborted || attempt >= attempts || got >= d.size) throw bodyError(e, `${t.registry}: blob ${d.digest}, after ${attempt} attempt(s)`)
           const headers = { range: `bytes=${got}-` }
           const res = await t.request({ method: 'GET', path, headers, scope: pull, ok: [200, 206], signal: o.signal })
           // A server that ignores the range sends it all again: skip what we already have.
@@ -332,16 +310,15 @@ export class RegistryClient {
   #location(res: HttpResponse): URL {
     const loc = res.headers.get('location')
     if (!loc) throw new RegistryError('REGISTRY_ERROR', `${this.t.registry}: upload answer without a Location header`, res.status)
-    return new URL(loc, res.url || this.t.base)
+    return serverUrl(loc, res.url || this.t.base, `${this.t.registry}: the upload location`)
   }
 
   async #cancelUpload(res: HttpResponse): Promise<void> {
-    const loc = res.headers.get('location')
-    if (!loc) return
-    await this.t
-      .request({ method: 'DELETE', path: new URL(loc, res.url || this.t.base).toString(), scope: this.#push(), ok: [204, 202, 200, 404], retry: false })
+    if (!res.headers.get('location')) return
+    await Promise.resolve()
+      .then(() => this.t.request({ method: 'DELETE', path: this.#location(res).toString(), scope: this.#push(), ok: [204, 202, 200, 404], retry: false }))
       .then((r) => r.body.cancel())
-      .catch(() => {})
+      .catch(() => {}) // only tidying up: the registry drops abandoned uploads itself
   }
 
   async #monolithic(d: Descriptor, open: () => Promise<Readable>, o: IoOptions): Promise<void> {
@@ -431,21 +408,26 @@ export class RegistryClient {
 
   async #paged(first: string, field: 'tags' | 'repositories', scope: string, o: IoOptions): Promise<string[]> {
     const out: string[] = []
+    const seen = new Set<string>()
+    const what = `${this.t.registry}: the ${field === 'tags' ? `tags of ${this.repository}` : 'catalog'}`
     let path: string | undefined = first
-    for (let page = 0; path && page < 10_000; page++) {
-      const res: HttpResponse = await this.t.request({ method: 'GET', path, scope, ok: [200], signal: o.signal })
-      const text = await cappedText(res, 16 << 20)
-      let body: Record<string, unknown>
+    while (path) {
+      // A registry whose `next` link leads back to a page already read would loop forever.
+      if (seen.has(path)) throw new RegistryError('REGISTRY_ERROR', `${what}: the pagination links go round in a circle`, 0)
+      seen.add(path)
+      const { res, bytes } = await this.t.requestBytes({ method: 'GET', path, scope, ok: [200], signal: o.signal }, 16 << 20, what)
+      let body: unknown
       try {
-        body = JSON.parse(text)
+        body = JSON.parse(bytes.toString('utf8'))
       } catch {
-        throw new RegistryError('REGISTRY_ERROR', `${this.t.registry}: ${field} list is not JSON`, res.status)
+        // reported below
       }
-      const items = body[field]
+      if (typeof body !== 'object' || body === null) throw new RegistryError('REGISTRY_ERROR', `${what}: the answer is not a JSON object`, res.status)
+      const items = (body as Record<string, unknown>)[field]
       if (Array.isArray(items)) out.push(...items.filter((x): x is string => typeof x === 'string'))
       const link = res.headers.get('link')
       const next = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] : undefined
-      path = next ? new URL(next, res.url || this.t.base).toString() : undefined
+      path = next ? serverUrl(next, res.url || this.t.base, `${what}: the next page link`).toString() : undefined
     }
     return out
   }

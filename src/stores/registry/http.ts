@@ -13,7 +13,7 @@ import type { ClientRequest } from 'node:http'
 import type https from 'node:https'
 import { Readable } from 'node:stream'
 import { releaseChunk } from '../../buffer-pool.ts'
-import { OcikitError } from '../../errors.ts'
+import { AbortedError, OcikitError, RegistryError } from '../../errors.ts'
 
 /** A response body: an async iterable of bytes that can be dropped unread. */
 export interface HttpBody extends AsyncIterable<Uint8Array> {
@@ -94,17 +94,75 @@ function responseOf(msg: http.IncomingMessage, url: URL, method: string): HttpRe
 /** Largest error body read (64 KiB). */
 export const MAX_ERROR_BODY = 64 * 1024
 
-/** Reads at most `max` bytes of a response body as text (the rest is discarded). */
+/**
+ * Reads at most `max` bytes of an error body as text (the rest is discarded). Best effort: a
+ * connection that breaks partway gives what arrived before it.
+ */
 export async function cappedText(res: HttpResponse, max = MAX_ERROR_BODY): Promise<string> {
   const chunks: Uint8Array[] = []
   let n = 0
-  for await (const c of res.body) {
-    chunks.push(c)
-    n += c.length
-    if (n >= max) break
+  try {
+    for await (const c of res.body) {
+      chunks.push(c)
+      n += c.length
+      if (n >= max) break
+    }
+  } catch {
+    // what arrived is all there is
   }
   await res.body.cancel()
   return Buffer.concat(chunks).subarray(0, max).toString('utf8')
+}
+
+/**
+ * A whole response body of at most `max` bytes. More (declared or sent) is a TOO_LARGE error;
+ * a connection that breaks partway is a NETWORK_ERROR and an abort is ABORTED, each naming `what`.
+ */
+export async function readBody(res: HttpResponse, max: number, what: string): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN)
+  if (declared > max) {
+    await res.body.cancel()
+    throw new RegistryError('TOO_LARGE', `${what}: ${declared} bytes, over the ${max}-byte limit`, res.status)
+  }
+  const chunks: Uint8Array[] = []
+  let n = 0
+  try {
+    for await (const c of res.body) {
+      n += c.length
+      if (n > max) {
+        await res.body.cancel()
+        throw new RegistryError('TOO_LARGE', `${what}: over the ${max}-byte limit`, res.status)
+      }
+      chunks.push(c)
+    }
+  } catch (e) {
+    throw bodyError(e, what)
+  }
+  return Buffer.concat(chunks)
+}
+
+/** The coded error for a failure while a response body streams in. */
+export function bodyError(e: unknown, what: string): OcikitError {
+  if (e instanceof OcikitError) return e
+  if ((e as Error)?.name === 'AbortError') return new AbortedError(what, { cause: e })
+  return new RegistryError('NETWORK_ERROR', `${what}: the connection broke while the answer was read (${(e as Error)?.message})`, 0, [], { cause: e })
+}
+
+/**
+ * A URL a server handed us (a redirect, an upload location, a pagination link, a token realm),
+ * resolved against `base`. Anything but an http(s) URL is a REGISTRY_ERROR naming `what`.
+ */
+export function serverUrl(value: string, base: string | URL | undefined, what: string): URL {
+  let url: URL | undefined
+  try {
+    url = new URL(value, base)
+  } catch {
+    // reported below
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new RegistryError('REGISTRY_ERROR', `${what} is not an http(s) URL: '${value.slice(0, 200)}'`, 0)
+  }
+  return url
 }
 
 const clients = new Map<string, HttpSend>()

@@ -5,11 +5,12 @@
  * Retry-After), and redirects followed by hand so that `Authorization` never goes to another host.
  */
 
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseChallenges } from '../../auth/challenge.ts'
 import { type CredentialProvider, type Credentials, defaultCredentials } from '../../auth/credentials.ts'
 import { TokenCache } from '../../auth/token.ts'
 import { AbortedError, OcikitError, RegistryError, type RegistryErrorDetail } from '../../errors.ts'
-import { cappedText, type HttpRequestBody, type HttpResponse, type HttpSend, httpClient } from './http.ts'
+import { cappedText, type HttpRequestBody, type HttpResponse, type HttpSend, httpClient, readBody, serverUrl } from './http.ts'
 
 /** Options for talking to registries. */
 export interface RegistryOptions {
@@ -151,7 +152,7 @@ export class RegistryTransport {
   async request(request: RegistryRequest): Promise<HttpResponse> {
     let req = request
     const attempts = req.retry === false || (req.retry === undefined && (req.method === 'POST' || req.method === 'PATCH')) ? 1 : (this.o.attempts ?? 5)
-    const url = new URL(req.path.startsWith('http') ? req.path : `${this.base}/v2/${req.path.replace(/^\//, '')}`)
+    const url = new URL(/^https?:\/\//.test(req.path) ? req.path : `${this.base}/v2/${req.path.replace(/^\//, '')}`)
     let authRetried = false
     for (let attempt = 1; ; attempt++) {
       let res: HttpResponse
@@ -165,7 +166,7 @@ export class RegistryTransport {
         if (attempt >= attempts) {
           throw new RegistryError(
             'NETWORK_ERROR',
-            `${this.registry}: ${req.method} ${url.pathname} failed after ${attempt} attempt(s): ${(e as Error).message}`,
+            `${this.registry}: ${req.method} ${this.#where(url)} failed after ${attempt} attempt(s): ${(e as Error).message}`,
             0,
             [],
             { cause: e },
@@ -203,6 +204,29 @@ export class RegistryTransport {
     }
   }
 
+  /**
+   * Sends a request (as {@link request}) and reads its whole body, at most `max` bytes. A
+   * connection that breaks while the body streams in is retried like a failed request.
+   */
+  async requestBytes(req: RegistryRequest, max: number, what: string): Promise<{ res: HttpResponse; bytes: Buffer }> {
+    const attempts = this.o.attempts ?? 5
+    for (let attempt = 1; ; attempt++) {
+      const res = await this.request(req)
+      try {
+        return { res, bytes: await readBody(res, max, what) }
+      } catch (e) {
+        if (!(e instanceof RegistryError && e.code === 'NETWORK_ERROR') || req.signal?.aborted) throw e
+        if (attempt >= attempts) throw new RegistryError('NETWORK_ERROR', `${e.message}, after ${attempt} attempt(s)`, 0, [], { cause: e.cause })
+        await this.#backoff(new URL(res.url || this.base), attempt, e.message, undefined, req.signal)
+      }
+    }
+  }
+
+  /** A URL for messages: its path on the registry, or origin and path elsewhere (never the query: it may hold a signature). */
+  #where(url: URL): string {
+    return url.origin === new URL(this.base).origin ? url.pathname : `${url.origin}${url.pathname}`
+  }
+
   async #request401(res: HttpResponse, req: RegistryRequest): Promise<RegistryError> {
     const creds = await this.#getCreds()
     const who = creds?.username ? `as '${creds.username}'` : 'anonymously'
@@ -231,7 +255,7 @@ export class RegistryTransport {
         await res.body.cancel()
         if (hop >= MAX_REDIRECTS)
           throw new RegistryError('REGISTRY_ERROR', `${this.registry}: more than ${MAX_REDIRECTS} redirects for ${start.pathname}`, res.status)
-        url = new URL(location, url)
+        url = serverUrl(location, url, `${this.registry}: the redirect for ${start.pathname}`)
         continue
       }
       return { res, authorized }
@@ -247,13 +271,11 @@ export class RegistryTransport {
       if (Number.isFinite(at) && at >= 0) delay = Math.min(at, 60_000)
     }
     this.o.onRetry?.({ url: url.pathname, attempt, reason, delayMs: Math.round(delay) })
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(resolve, delay)
-      signal?.addEventListener('abort', () => {
-        clearTimeout(t)
-        reject(new AbortedError(url.pathname))
-      })
-    })
+    try {
+      await sleep(delay, undefined, { signal })
+    } catch (e) {
+      throw new AbortedError(url.pathname, { cause: e })
+    }
   }
 
   /** The error for an unexpected status, with the registry's JSON error entries when it sent any. */
@@ -270,7 +292,7 @@ export class RegistryTransport {
       if (/html/i.test(type) || /^\s*</.test(text)) detail = 'an HTML page instead of a JSON error (a proxy or the wrong host?)'
       else if (text.trim()) detail = text.trim().slice(0, 200)
     }
-    const path = new URL(res.url || this.base).pathname
+    const path = this.#where(new URL(res.url || this.base))
     const tries = attempts > 1 ? ` after ${attempts} attempts` : ''
     const msg = `${this.registry}: ${req.method} ${path}: status ${res.status}${tries}${detail ? `: ${detail}` : ''}`
     const codes = errors.map((e) => e.code)
