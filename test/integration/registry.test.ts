@@ -18,6 +18,7 @@ import { createHttpClient } from '../../src/stores/registry/http.ts'
 import { ocikit } from '../helpers/cli.ts'
 import { needPeers } from '../helpers/peers.ts'
 import { freePort, startRegistry } from '../helpers/registry.ts'
+import { sharedLayerIndex } from '../helpers/shared-index.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 const alice = async () => ({ username: 'alice', password: 'wonderland' })
@@ -69,6 +70,19 @@ describe('registry: real docker-registry', needPeers('docker-registry', 'htpassw
       await assert.rejects(read(`${r.host}/app:v1`, anon), (e) => isOcikitError(e, 'UNAUTHORIZED') || isOcikitError(e, 'MANIFEST_UNKNOWN'))
     })
   }
+
+  test('the images of an index go up at the same time, and a layer they share is sent and reported once', async (t) => {
+    const r = await startRegistry(t)
+    const { index, probe } = sharedLayerIndex()
+    const reported: string[] = []
+    await write(`${r.host}/multi:v1`, index, { registry: fast, onBlob: (e) => reported.push(e.digest) })
+    assert.equal(probe.peak, 2, 'the layers of two images were sent at once')
+    assert.equal(probe.opened.filter((d) => d === probe.shared).length, 1)
+    assert.equal(new Set(reported).size, reported.length, 'each blob reported once')
+    const dir = await tempDir(t)
+    await copy(`${r.host}/multi:v1`, `oci:${dir}:m`, { registry: fast })
+    assert.equal(await (await read(`oci:${dir}:m`)).digest(), await index.digest())
+  })
 
   test('large blobs go up in chunks (PATCH) and come back intact', async (t) => {
     const r = await startRegistry(t)

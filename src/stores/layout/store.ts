@@ -5,6 +5,7 @@ import { type Digest, isDigest } from '../../digest.ts'
 import { isOcikitError, NotFoundError, OcikitError } from '../../errors.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
 import { openView, progressTap } from '../../image/view.ts'
+import { OncePerKey } from '../../once.ts'
 import { isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor, Index } from '../../spec/schemas.ts'
 import { detectManifestType, parseJsonBytes } from '../../spec/validate.ts'
@@ -60,51 +61,69 @@ export interface LayoutWriteOptions extends IoOptions {
   onBlob?: (e: { digest: Digest; size: number; existed: boolean; mounted?: boolean }) => void
 }
 
-async function writeImageBlobs(layout: OciLayout, img: Image, o: LayoutWriteOptions, limit: ReturnType<typeof pLimit>): Promise<void> {
+/** One write into a layout: its options, the bound on blobs at once, and the blobs under way. */
+interface LayoutWrite {
+  layout: OciLayout
+  o: LayoutWriteOptions
+  limit: ReturnType<typeof pLimit>
+  blobs: OncePerKey<Digest, void>
+}
+
+async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
+  const { layout, o, limit } = w
   const manifest = await img.manifest()
   const layers = await img.layers()
   // The config (small) travels beside the layers; the manifest goes last, once all it names is in place.
-  const config = (async () => {
+  const config = w.blobs.run(manifest.config.digest, async () => {
     const written = await layout.writeBlob(await img.rawConfig(), manifest.config, o)
     o.onBlob?.(written)
-  })()
+  })
   await Promise.all([
     config,
-    ...layers.map((layer, i) =>
-      limit(async () => {
-        const d = manifest.layers[i] as Descriptor
-        if (await layout.hasBlob(d.digest, d.size)) {
-          o.onBlob?.({ digest: d.digest, size: d.size, existed: true })
-          return
-        }
-        let stream: Readable
-        try {
-          stream = await layer.compressed(o)
-        } catch (e) {
-          // Foreign / non-distributable layers may legitimately be absent from the source.
-          if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
-          throw e
-        }
-        const w = await layout.writeBlob(stream, d, { ...o, taps: progressTap(d.digest, d.size, o.onProgress) })
-        o.onBlob?.(w)
-      }),
-    ),
+    ...layers.map((layer, i) => {
+      const d = manifest.layers[i] as Descriptor
+      return w.blobs.run(d.digest, () =>
+        limit(async () => {
+          if (await layout.hasBlob(d.digest, d.size)) {
+            o.onBlob?.({ digest: d.digest, size: d.size, existed: true })
+            return
+          }
+          let stream: Readable
+          try {
+            stream = await layer.compressed(o)
+          } catch (e) {
+            // Foreign / non-distributable layers may legitimately be absent from the source.
+            if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
+            throw e
+          }
+          const written = await layout.writeBlob(stream, d, { ...o, taps: progressTap(d.digest, d.size, o.onProgress) })
+          o.onBlob?.(written)
+        }),
+      )
+    }),
   ])
-  const written = await layout.writeBlob(await img.rawManifest(), { digest: await img.digest() }, o)
-  o.onBlob?.(written)
+  const digest = await img.digest()
+  await w.blobs.run(digest, async () => {
+    const written = await layout.writeBlob(await img.rawManifest(), { digest }, o)
+    o.onBlob?.(written)
+  })
 }
 
-async function writeIndexBlobs(layout: OciLayout, idx: ImageIndex, o: LayoutWriteOptions, limit: ReturnType<typeof pLimit>, depth = 0): Promise<void> {
-  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${layout.name}: indexes nested more than 8 deep`)
+async function writeIndexBlobs(w: LayoutWrite, idx: ImageIndex, depth = 0): Promise<void> {
+  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${w.layout.name}: indexes nested more than 8 deep`)
   const m = await idx.manifest()
-  for (const d of m.manifests) {
-    if (!isDigest(d.digest)) continue
-    if (isManifestType(d.mediaType)) await writeImageBlobs(layout, await idx.image(d.digest), o, limit)
-    else if (isIndexType(d.mediaType)) await writeIndexBlobs(layout, await idx.index(d.digest), o, limit, depth + 1)
-    else throw new OcikitError('UNSUPPORTED_MEDIA_TYPE', `${layout.name}: index entry ${d.digest} has media type '${d.mediaType}'; cannot copy it`)
-  }
-  const written = await layout.writeBlob(await idx.rawManifest(), { digest: await idx.digest() }, o)
-  o.onBlob?.(written)
+  // The images of an index go at the same time (the blob limit bounds the transfers), so that
+  // one image's last large layer does not hold up the next image's.
+  await Promise.all(
+    m.manifests.map(async (d) => {
+      if (!isDigest(d.digest)) return
+      if (isManifestType(d.mediaType)) await writeImageBlobs(w, await idx.image(d.digest))
+      else if (isIndexType(d.mediaType)) await writeIndexBlobs(w, await idx.index(d.digest), depth + 1)
+      else throw new OcikitError('UNSUPPORTED_MEDIA_TYPE', `${w.layout.name}: index entry ${d.digest} has media type '${d.mediaType}'; cannot copy it`)
+    }),
+  )
+  const written = await w.layout.writeBlob(await idx.rawManifest(), { digest: await idx.digest() }, w.o)
+  w.o.onBlob?.(written)
 }
 
 /**
@@ -113,9 +132,9 @@ async function writeIndexBlobs(layout: OciLayout, idx: ImageIndex, o: LayoutWrit
  * Blobs come first and the tag last, so a failure never leaves a tag without its blobs.
  */
 export async function writeToLayout(layout: OciLayout, x: ImageOrIndex, tag: string | undefined, o: LayoutWriteOptions = {}): Promise<Descriptor> {
-  const limit = pLimit(o.concurrency ?? 4)
-  if (x.kind === 'image') await writeImageBlobs(layout, x, o, limit)
-  else await writeIndexBlobs(layout, x, o, limit)
+  const w: LayoutWrite = { layout, o, limit: pLimit(o.concurrency ?? 4), blobs: new OncePerKey() }
+  if (x.kind === 'image') await writeImageBlobs(w, x)
+  else await writeIndexBlobs(w, x)
   const raw = await x.rawManifest()
   const desc: Descriptor = { mediaType: await x.mediaType(), digest: await x.digest(), size: raw.length }
   if (x.kind === 'image' && tag !== undefined) {

@@ -5,6 +5,7 @@ import { type Digest, isDigest } from '../../digest.ts'
 import { OcikitError } from '../../errors.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
 import { BlobLayer, type BlobSource, chain, progressTap, SourceImage, SourceIndex } from '../../image/view.ts'
+import { OncePerKey } from '../../once.ts'
 import { isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor } from '../../spec/schemas.ts'
 import { parseManifestOrIndex } from '../../spec/validate.ts'
@@ -44,50 +45,56 @@ function mountSource(client: RegistryClient, origin: BlobSource | undefined): st
   return origin instanceof RegistryBlobSource && origin.client.t.registry === client.t.registry ? origin.client.repository : undefined
 }
 
-async function pushImage(client: RegistryClient, img: Image, ref: string, o: RegistryWriteOptions, limit: ReturnType<typeof pLimit>): Promise<void> {
+/** One push: the client, its options, the bound on blobs at once, and the uploads under way. */
+interface RegistryPush {
+  client: RegistryClient
+  o: RegistryWriteOptions
+  limit: ReturnType<typeof pLimit>
+  /** Blob uploads and child manifests, each once however many images hold it. */
+  once: OncePerKey<string, void>
+}
+
+async function pushBlob(p: RegistryPush, d: Descriptor, open: () => Promise<Readable>, origin: BlobSource | undefined): Promise<void> {
+  return p.once.run(d.digest, () =>
+    p.limit(async () => {
+      const how = await p.client.uploadBlob(d, open, { ...p.o, mountFrom: mountSource(p.client, origin) })
+      p.o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'uploaded', mounted: how === 'mounted' })
+    }),
+  )
+}
+
+async function pushImage(p: RegistryPush, img: Image, ref: string): Promise<void> {
   const manifest = await img.manifest()
   const layers = await img.layers()
   const raw = await img.rawConfig()
-  const config = limit(async () => {
-    const how = await client.uploadBlob(manifest.config, async () => Readable.from([Buffer.from(raw)]), {
-      ...o,
-      mountFrom: mountSource(client, img instanceof SourceImage ? img.source : undefined),
-    })
-    o.onBlob?.({ digest: manifest.config.digest, size: manifest.config.size, existed: how !== 'uploaded', mounted: how === 'mounted' })
-  })
   await Promise.all([
-    config,
-    ...layers.map((layer, i) =>
-      limit(async () => {
-        const d = manifest.layers[i] as Descriptor
-        if (isNondistributableType(d.mediaType)) return // foreign layers stay where their urls say
-        const mountFrom = mountSource(client, layer instanceof BlobLayer ? layer.source : undefined)
-        const open = async () => chain(await layer.compressed(o), ...progressTap(d.digest, d.size, o.onProgress))
-        const how = await client.uploadBlob(d, open, { ...o, mountFrom })
-        o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'uploaded', mounted: how === 'mounted' })
-      }),
-    ),
+    pushBlob(p, manifest.config, async () => Readable.from([Buffer.from(raw)]), img instanceof SourceImage ? img.source : undefined),
+    ...layers.map((layer, i) => {
+      const d = manifest.layers[i] as Descriptor
+      if (isNondistributableType(d.mediaType)) return undefined // foreign layers stay where their urls say
+      const open = async () => chain(await layer.compressed(p.o), ...progressTap(d.digest, d.size, p.o.onProgress))
+      return pushBlob(p, d, open, layer instanceof BlobLayer ? layer.source : undefined)
+    }),
   ])
-  await client.putManifest(ref, await img.rawManifest(), await img.mediaType(), o)
+  await p.client.putManifest(ref, await img.rawManifest(), await img.mediaType(), p.o)
 }
 
-async function pushIndex(
-  client: RegistryClient,
-  idx: ImageIndex,
-  ref: string,
-  o: RegistryWriteOptions,
-  limit: ReturnType<typeof pLimit>,
-  depth = 0,
-): Promise<void> {
-  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${client.name}: indexes nested more than 8 deep`)
+async function pushIndex(p: RegistryPush, idx: ImageIndex, ref: string, depth = 0): Promise<void> {
+  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${p.client.name}: indexes nested more than 8 deep`)
   const m = await idx.manifest()
-  for (const d of m.manifests) {
-    if (!isDigest(d.digest)) continue
-    if (isManifestType(d.mediaType)) await pushImage(client, await idx.image(d.digest), d.digest, o, limit)
-    else if (isIndexType(d.mediaType)) await pushIndex(client, await idx.index(d.digest), d.digest, o, limit, depth + 1)
-    else throw new OcikitError('UNSUPPORTED_MEDIA_TYPE', `${client.name}: index entry ${d.digest} has media type '${d.mediaType}'; cannot copy it`)
-  }
-  await client.putManifest(ref, await idx.rawManifest(), await idx.mediaType(), o)
+  // The images of an index go up at the same time (the blob limit bounds the transfers), so
+  // that one image's last large layer does not hold up the next image's.
+  await Promise.all(
+    m.manifests.map((d) => {
+      if (!isDigest(d.digest)) return undefined
+      return p.once.run(`manifest ${d.digest}`, async () => {
+        if (isManifestType(d.mediaType)) await pushImage(p, await idx.image(d.digest), d.digest)
+        else if (isIndexType(d.mediaType)) await pushIndex(p, await idx.index(d.digest), d.digest, depth + 1)
+        else throw new OcikitError('UNSUPPORTED_MEDIA_TYPE', `${p.client.name}: index entry ${d.digest} has media type '${d.mediaType}'; cannot copy it`)
+      })
+    }),
+  )
+  await p.client.putManifest(ref, await idx.rawManifest(), await idx.mediaType(), p.o)
 }
 
 /**
@@ -97,11 +104,11 @@ async function pushIndex(
  * pointing at an image whose blobs are not all there.
  */
 export async function writeToRegistry(client: RegistryClient, x: ImageOrIndex, tag: string | undefined, o: RegistryWriteOptions = {}): Promise<Descriptor> {
-  const limit = pLimit(o.concurrency ?? client.t.o.concurrency ?? 4)
+  const p: RegistryPush = { client, o, limit: pLimit(o.concurrency ?? client.t.o.concurrency ?? 4), once: new OncePerKey() }
   const digest: Digest = await x.digest()
   const ref = tag ?? digest
-  if (x.kind === 'image') await pushImage(client, x, ref, o, limit)
-  else await pushIndex(client, x, ref, o, limit)
+  if (x.kind === 'image') await pushImage(p, x, ref)
+  else await pushIndex(p, x, ref)
   return { mediaType: await x.mediaType(), digest, size: (await x.rawManifest()).length }
 }
 

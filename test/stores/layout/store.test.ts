@@ -9,6 +9,7 @@ import { randomImage, randomIndex } from '../../../src/image/memory.ts'
 import { parsePlatform } from '../../../src/image/platform.ts'
 import { canonicalJson } from '../../../src/spec/canonical.ts'
 import { OciLayout, REF_NAME } from '../../../src/stores/layout/layout.ts'
+import { sharedLayerIndex } from '../../helpers/shared-index.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
 
 test('write then read by tag, by digest and as the only image', async (t) => {
@@ -162,4 +163,17 @@ test('nested indexes: platform resolution through two levels, copy, fsck', async
   assert.equal(d.digest, w.digest)
   assert.equal((await fsck(`oci:${dir}-copy`)).ok, true)
   assert.equal((await fsck(`oci:${dir}`)).reachable, 1 + 1 + 2 * 3)
+})
+
+test('the images of an index are written at the same time, and a layer they share is read and reported once', async (t) => {
+  const dir = await tempDir(t)
+  const { index, probe } = sharedLayerIndex()
+  const reported: string[] = []
+  await write(`oci:${dir}:multi`, index, { onBlob: (e) => reported.push(e.digest) })
+  assert.equal(probe.peak, 2, 'the layers of two images were read at once')
+  assert.equal(probe.opened.filter((d) => d === probe.shared).length, 1)
+  assert.equal(reported.filter((d) => d === probe.shared).length, 1)
+  assert.equal(new Set(reported).size, reported.length, 'each blob reported once')
+  assert.deepEqual((await fsck(`oci:${dir}`)).problems, [])
+  assert.equal(await (await read(`oci:${dir}:multi`)).digest(), await index.digest())
 })
