@@ -389,6 +389,32 @@ describe('registry: responses no registry should send (fake server)', () => {
     }
   })
 
+  test('a registry that wants upload chunks over 256 MiB gets the blob in one streamed PUT', async (t) => {
+    const seen: string[] = []
+    let received = Buffer.alloc(0)
+    const host = await fake(t, (req, res) => {
+      seen.push(`${req.method} ${req.url?.split('?')[0]}`)
+      const chunks: Buffer[] = []
+      req.on('data', (c: Buffer) => chunks.push(c))
+      req.on('end', () => {
+        if (req.method === 'HEAD') return void res.writeHead(404).end()
+        if (req.method === 'POST')
+          return void res.writeHead(202, { location: `/v2/app/blobs/uploads/u${seen.length}`, 'oci-chunk-min-length': String(1 << 30) }).end()
+        if (req.method === 'PUT') received = Buffer.concat(chunks)
+        res.writeHead(req.method === 'PUT' ? 201 : 204).end()
+      })
+    })
+    const notices: string[] = []
+    const data = Buffer.alloc(100_000, 7)
+    const c = new RegistryClient(host, 'app', { ...fast, chunkSize: 10_000, onNotice: (m) => notices.push(m) })
+    const d = { mediaType: 'application/octet-stream', digest: digestOf(data), size: data.length }
+    assert.equal(await c.uploadBlob(d, async () => Readable.from([data])), 'uploaded')
+    assert.ok(received.equals(data))
+    assert.ok(!seen.some((x) => x.startsWith('PATCH')), seen.join(', '))
+    assert.ok(seen.includes('DELETE /v2/app/blobs/uploads/u2'), 'the chunked session is cancelled')
+    assert.match(notices.join('\n'), /chunks of at least 1073741824 bytes/)
+  })
+
   test('delete resolves a tag through GET when HEAD gives no Docker-Content-Digest', async (t) => {
     const deleted: string[] = []
     const host = await fake(t, (req, res) => {

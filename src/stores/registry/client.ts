@@ -14,6 +14,9 @@ import { detectManifestType, MAX_DOCUMENT_SIZE, parseIndex, parseJsonBytes } fro
 import { bodyError, type HttpBody, type HttpResponse, readBody, serverUrl } from './http.ts'
 import { type RegistryOptions, RegistryTransport } from './transport.ts'
 
+/** The largest upload chunk held in memory (256 MiB), whatever the registry's `OCI-Chunk-Min-Length`. */
+export const MAX_CHUNK = 256 << 20
+
 /** What manifests ocikit asks registries for. */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ')
 
@@ -316,9 +319,16 @@ export class RegistryClient {
   async #cancelUpload(res: HttpResponse): Promise<void> {
     if (!res.headers.get('location')) return
     await Promise.resolve()
-      .then(() => this.t.request({ method: 'DELETE', path: this.#location(res).toString(), scope: this.#push(), ok: [204, 202, 200, 404], retry: false }))
-      .then((r) => r.body.cancel())
+      .then(() => this.#abandon(this.#location(res)))
       .catch(() => {}) // only tidying up: the registry drops abandoned uploads itself
+  }
+
+  /** Cancels an upload session (best effort). */
+  async #abandon(location: URL): Promise<void> {
+    await this.t
+      .request({ method: 'DELETE', path: location.toString(), scope: this.#push(), ok: [204, 202, 200, 404], retry: false })
+      .then((r) => r.body.cancel())
+      .catch(() => {})
   }
 
   async #monolithic(d: Descriptor, open: () => Promise<Readable>, o: IoOptions): Promise<void> {
@@ -349,6 +359,13 @@ export class RegistryClient {
 
   async #chunked(d: Descriptor, open: () => Promise<Readable>, chunkSize: number, o: IoOptions): Promise<void> {
     let { location, minChunk } = await this.#start(o)
+    if (minChunk > MAX_CHUNK) {
+      // Chunks are held in memory while they go: a registry that wants them larger than this
+      // gets the blob in one streamed PUT instead.
+      this.t.o.onNotice?.(`${this.t.registry} wants upload chunks of at least ${minChunk} bytes; sending ${d.digest} in one request`)
+      await this.#abandon(location)
+      return this.#monolithic(d, open, o)
+    }
     const size = Math.max(chunkSize, minChunk)
     let offset = 0
     let pending: Buffer[] = []
