@@ -6,7 +6,6 @@
  * replaced atomically, so concurrent writers (other processes too) lose nothing.
  */
 import { randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
@@ -109,7 +108,7 @@ export class OciLayout implements BlobSource {
     const file = path.join(this.dir, 'oci-layout')
     let bytes: Uint8Array
     try {
-      bytes = await fs.readFile(file)
+      bytes = await readSmallFile(file, this.name, 64 * 1024)
     } catch (e) {
       if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) {
         throw new InvalidDocumentError('INVALID_LAYOUT', this.name, [`${file} is missing: not an OCI layout`], { cause: e })
@@ -139,20 +138,23 @@ export class OciLayout implements BlobSource {
     }
   }
 
+  /** Opens a blob's file: BLOB_UNKNOWN when absent, INVALID_LAYOUT when it is not a regular file. */
+  async #openBlobFile(digest: Digest): Promise<fs.FileHandle> {
+    try {
+      return await openRegularFile(this.blobPath(digest), this.name)
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) throw this.#missing(digest, e)
+      throw e
+    }
+  }
+
   #missing(digest: Digest, cause: unknown): NotFoundError {
     return new NotFoundError('BLOB_UNKNOWN', `${this.name}: blob ${digest} is missing (${path.relative(this.dir, this.blobPath(digest))})`, { cause })
   }
 
   /** A stream of a blob, verified against `d` as it is read. Throws BLOB_UNKNOWN if absent. */
   async openBlob(d: Descriptor, o?: IoOptions): Promise<Readable> {
-    let fh: fs.FileHandle
-    try {
-      fh = await fs.open(this.blobPath(d.digest), 'r')
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) throw this.#missing(d.digest, e)
-      throw e
-    }
-    const file = new PooledFileStream(fh, o?.signal)
+    const file = new PooledFileStream(await this.#openBlobFile(d.digest), o?.signal)
     // chain(), not pipe(): a small blob can be read to its end, and fail verification, before
     // the caller attaches its own handlers; the error must wait for them, not crash the process.
     return chain(file, verifyingStream(d, `${this.name} blob ${d.digest}`))
@@ -170,25 +172,15 @@ export class OciLayout implements BlobSource {
       throw new OcikitError('TOO_LARGE', `${what} is ${size} bytes, over the ${MAX_DOCUMENT_SIZE}-byte document limit`)
     }
     let bytes: Buffer
+    const fh = await this.#openBlobFile(digest)
     try {
-      const fh = await fs.open(this.blobPath(digest), 'r')
-      try {
-        if (size !== undefined) {
-          // Known size: read one byte more than expected, so that a longer file shows without a stat.
-          const { bytes: got, ended } = await readUpTo(fh, size + 1)
-          if (got.length !== size) throw new SizeMismatchError(what, size, ended ? got.length : (await fh.stat()).size)
-          bytes = got
-        } else {
-          const st = await fh.stat()
-          if (st.size > MAX_DOCUMENT_SIZE) throw new OcikitError('TOO_LARGE', `${what} is ${st.size} bytes, over the ${MAX_DOCUMENT_SIZE}-byte document limit`)
-          bytes = await fh.readFile()
-        }
-      } finally {
-        await fh.close()
-      }
-    } catch (e) {
-      if (isErrno(e, 'ENOENT')) throw this.#missing(digest, e)
-      throw e
+      // Read one byte more than expected (or than the limit), so that a longer file shows without a stat.
+      const { bytes: got, ended } = await readUpTo(fh, (size ?? MAX_DOCUMENT_SIZE) + 1)
+      if (size !== undefined && got.length !== size) throw new SizeMismatchError(what, size, ended ? got.length : (await fh.stat()).size)
+      if (!ended) throw new OcikitError('TOO_LARGE', `${what} is over the ${MAX_DOCUMENT_SIZE}-byte document limit`)
+      bytes = got
+    } finally {
+      await fh.close()
     }
     verifyBytes(bytes, { digest, size }, what)
     return bytes
@@ -238,7 +230,7 @@ export class OciLayout implements BlobSource {
     const file = path.join(this.dir, 'index.json')
     let bytes: Uint8Array
     try {
-      bytes = await fs.readFile(file)
+      bytes = await readSmallFile(file, this.name, MAX_INDEX_JSON)
     } catch (e) {
       if (isErrno(e, 'ENOENT')) throw new InvalidDocumentError('INVALID_LAYOUT', this.name, [`${file} is missing`], { cause: e })
       throw e
@@ -299,8 +291,8 @@ export class OciLayout implements BlobSource {
   }
 
   /** Reads a whole blob without verifying it, for fsck's own hashing. */
-  rawBlobStream(digest: Digest): Readable {
-    return createReadStream(this.blobPath(digest), { highWaterMark: 1 << 20 })
+  async rawBlobStream(digest: Digest): Promise<Readable> {
+    return (await this.#openBlobFile(digest)).createReadStream({ highWaterMark: 1 << 20 })
   }
 }
 
@@ -326,6 +318,40 @@ async function writeFileAtomic(final: string, bytes: Uint8Array, exclusive: bool
     }
   } finally {
     await fs.rm(tmp, { force: true })
+  }
+}
+
+/**
+ * Opens a file of a layout for reading, following symlinks. Anything but a regular file is an
+ * INVALID_LAYOUT error naming it: a directory, a device that never ends, or a FIFO (opened
+ * without blocking, where a plain open would wait for a writer forever). ENOENT passes through.
+ */
+export async function openRegularFile(file: string, layoutName: string): Promise<fs.FileHandle> {
+  let fh: fs.FileHandle
+  try {
+    fh = await fs.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+  } catch (e) {
+    if (!isErrno(e, 'ENXIO')) throw e // a socket
+    throw new InvalidDocumentError('INVALID_LAYOUT', layoutName, [`${file} is not a regular file`], { cause: e })
+  }
+  try {
+    if (!(await fh.stat()).isFile()) throw new InvalidDocumentError('INVALID_LAYOUT', layoutName, [`${file} is not a regular file`])
+    return fh
+  } catch (e) {
+    await fh.close()
+    throw e
+  }
+}
+
+/** A whole small file of a layout (a regular file of at most `max` bytes, else INVALID_LAYOUT). */
+async function readSmallFile(file: string, layoutName: string, max: number): Promise<Buffer> {
+  const fh = await openRegularFile(file, layoutName)
+  try {
+    const { bytes, ended } = await readUpTo(fh, max + 1)
+    if (!ended) throw new InvalidDocumentError('INVALID_LAYOUT', layoutName, [`${file} is over ${max} bytes`])
+    return bytes
+  } finally {
+    await fh.close()
   }
 }
 

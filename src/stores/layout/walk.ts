@@ -8,7 +8,7 @@ import fs from 'node:fs/promises'
 import pLimit from 'p-limit'
 import { type Digest, digestAlgorithm, digestOf } from '../../digest.ts'
 import { isErrno, isOcikitError } from '../../errors.ts'
-import { isIndexType, isManifestType, isNondistributableType, MediaType } from '../../spec/media-types.ts'
+import { isImageConfigType, isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor } from '../../spec/schemas.ts'
 import { checkManifestAgainstConfig, MAX_DOCUMENT_SIZE, parseImageConfig, parseManifestOrIndex } from '../../spec/validate.ts'
 import { type OciLayout, tagOf } from './layout.ts'
@@ -41,8 +41,6 @@ export interface WalkResult {
   readonly hashed: number
 }
 
-const CONFIG_TYPES = new Set<string>([MediaType.ociConfig, MediaType.dockerConfig])
-
 /** Walks the layout from `index.json`. With `hashAll`, every layer blob is re-hashed (documents always are). */
 export async function walkLayout(layout: OciLayout, opts: { hashAll: boolean; signal?: AbortSignal }): Promise<WalkResult> {
   const index = await layout.readIndex()
@@ -59,7 +57,12 @@ export async function walkLayout(layout: OciLayout, opts: { hashAll: boolean; si
   const checkBlob = async (d: Descriptor, via: string, role: BlobRole, rehash: boolean): Promise<boolean> => {
     let size: number
     try {
-      size = (await fs.stat(layout.blobPath(d.digest))).size
+      const st = await fs.stat(layout.blobPath(d.digest))
+      if (!st.isFile()) {
+        problem('corrupt', d, via, role, 'not a regular file')
+        return false
+      }
+      size = st.size
     } catch (e) {
       if (!isErrno(e, 'ENOENT')) throw e
       if (isNondistributableType(d.mediaType)) foreignMissing.push({ digest: d.digest, via })
@@ -76,7 +79,7 @@ export async function walkLayout(layout: OciLayout, opts: { hashAll: boolean; si
     }
     if (!rehash) return true
     const hash = createHash(digestAlgorithm(d.digest))
-    for await (const chunk of layout.rawBlobStream(d.digest)) {
+    for await (const chunk of await layout.rawBlobStream(d.digest)) {
       opts.signal?.throwIfAborted()
       hash.update(chunk as Buffer)
     }
@@ -95,7 +98,7 @@ export async function walkLayout(layout: OciLayout, opts: { hashAll: boolean; si
       return undefined
     }
     if (!(await checkBlob(d, via, role, false))) return undefined
-    const raw = await fs.readFile(layout.blobPath(d.digest))
+    const raw = Buffer.concat(await (await layout.rawBlobStream(d.digest)).toArray())
     hashed++
     const actual = digestOf(raw, digestAlgorithm(d.digest))
     if (actual !== d.digest) {
@@ -136,7 +139,7 @@ export async function walkLayout(layout: OciLayout, opts: { hashAll: boolean; si
       reachable.add(cfg.digest)
       const at = `${via} → config`
       const craw = await readDoc(cfg, at, 'config')
-      if (craw && CONFIG_TYPES.has(cfg.mediaType)) {
+      if (craw && isImageConfigType(cfg.mediaType)) {
         try {
           checkManifestAgainstConfig(m, parseImageConfig(craw, `config ${cfg.digest}`), `manifest ${d.digest}`)
         } catch (e) {
