@@ -1,6 +1,7 @@
 /** The facts `ocikit inspect` shows, gathered from an image or index view. */
 import { formatPlatform } from './image/platform.ts'
 import type { ImageOrIndex } from './image/types.ts'
+import { isImageConfigType } from './spec/media-types.ts'
 import type { Descriptor } from './spec/schemas.ts'
 
 /** Facts about an image. */
@@ -9,7 +10,10 @@ export interface ImageFacts {
   mediaType: string
   digest: string
   size: number
+  /** `os/arch[/variant]`; empty for an artifact. */
   platform: string
+  /** For an artifact (a manifest whose config is not an image config): its type, from `artifactType` or the config media type. */
+  artifactType?: string | undefined
   created?: string | undefined
   author?: string | undefined
   config: {
@@ -58,9 +62,22 @@ export async function inspectView(x: ImageOrIndex): Promise<ImageFacts | IndexFa
     }
   }
   const m = await x.manifest()
+  const layers = m.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }))
+  if (!isImageConfigType(m.config.mediaType)) {
+    return {
+      kind: 'image',
+      ...base,
+      platform: '',
+      artifactType: m.artifactType ?? m.config.mediaType,
+      config: { env: [], entrypoint: null, cmd: null, exposedPorts: [], labels: {} },
+      layers,
+      layersSize: layers.reduce((a, l) => a + l.size, 0),
+      history: 0,
+      annotations: m.annotations ?? {},
+    }
+  }
   const c = await x.config()
   const cc = c.config ?? {}
-  const layers = m.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }))
   return {
     kind: 'image',
     ...base,

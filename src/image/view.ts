@@ -5,11 +5,11 @@
  */
 import { pipeline, type Readable, Transform } from 'node:stream'
 import { type Digest, verifyingStream } from '../digest.ts'
-import { OcikitError } from '../errors.ts'
+import { NotSupportedError, OcikitError } from '../errors.ts'
 import { compressionOf, decompressor } from '../layer/compress.ts'
-import { isIndexType, isManifestType } from '../spec/media-types.ts'
+import { isImageConfigType, isIndexType, isManifestType } from '../spec/media-types.ts'
 import type { Descriptor, ImageConfig, Index, Manifest } from '../spec/schemas.ts'
-import { parseImageConfig, parseManifestOrIndex } from '../spec/validate.ts'
+import { checkManifestAgainstConfig, parseImageConfig, parseManifestOrIndex } from '../spec/validate.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions, Layer } from './types.ts'
 
 /** Where views get their bytes. Implementations verify what they return against the descriptor. */
@@ -112,7 +112,8 @@ export class SourceImage implements Image {
   readonly #digest: Digest
   readonly #mediaType: string
   readonly #manifest: Manifest
-  readonly #config: () => Promise<{ raw: Uint8Array; parsed: ImageConfig }>
+  /** The config's bytes, and for a container image (not an artifact) the config checked against the manifest. */
+  readonly #config: () => Promise<{ raw: Uint8Array; parsed: ImageConfig | undefined }>
   constructor(src: BlobSource, raw: Uint8Array, digest: Digest, mediaType: string, manifest: Manifest) {
     this.#src = src
     this.#raw = raw
@@ -121,7 +122,12 @@ export class SourceImage implements Image {
     this.#manifest = manifest
     this.#config = once(async () => {
       const raw = await src.readBlob(manifest.config)
-      return { raw, parsed: parseImageConfig(raw, `${src.name} config ${manifest.config.digest}`) }
+      // An artifact (an SBOM, a signature, a Helm chart) has a config of its own type, or the
+      // empty descriptor: its bytes are carried as they are, and only images have their config read.
+      if (!isImageConfigType(manifest.config.mediaType)) return { raw, parsed: undefined }
+      const parsed = parseImageConfig(raw, `${src.name} config ${manifest.config.digest}`)
+      checkManifestAgainstConfig(manifest, parsed, `${src.name} image ${digest}`)
+      return { raw, parsed }
     })
   }
   /** Where this image's blobs come from (lets a registry writer mount instead of upload). */
@@ -141,7 +147,12 @@ export class SourceImage implements Image {
     return this.#digest
   }
   async config(): Promise<ImageConfig> {
-    return structuredClone((await this.#config()).parsed)
+    return structuredClone(this.#imageConfig(await this.#config()))
+  }
+  #imageConfig(c: { parsed: ImageConfig | undefined }): ImageConfig {
+    if (c.parsed) return c.parsed
+    const type = this.#manifest.artifactType ?? this.#manifest.config.mediaType
+    throw new NotSupportedError(`${this.#src.name} image ${this.#digest} is an artifact (${type}), not a container image: it has no image config`)
   }
   async rawConfig(): Promise<Uint8Array> {
     return new Uint8Array((await this.#config()).raw)
@@ -150,15 +161,8 @@ export class SourceImage implements Image {
     return this.#manifest.layers.map(
       (d, i) =>
         new BlobLayer(this.#src, d, async () => {
-          const ids = (await this.#config()).parsed.rootfs.diff_ids
-          const id = ids[i]
-          if (id === undefined || ids.length !== this.#manifest.layers.length) {
-            throw new OcikitError(
-              'INVALID_CONFIG',
-              `${this.#src.name} image ${this.#digest}: config has ${ids.length} diff_ids for ${this.#manifest.layers.length} layers`,
-            )
-          }
-          return id
+          // The config was checked against the manifest: one diff ID per layer.
+          return this.#imageConfig(await this.#config()).rootfs.diff_ids[i] as Digest
         }),
     )
   }

@@ -388,6 +388,7 @@ export async function unpackImage(img: Image, dir: string, o: ApplyOptions = {})
     throw e
   })
   if (existing.length > 0) throw new OcikitError('INVALID_ARGUMENT', `${dir} is not empty; unpack into a new or empty directory`)
+  await img.config() // an artifact, or a config that disagrees with the manifest, fails here, before anything is written
   const total: ApplyStats = { entries: 0, whiteouts: 0, skipped: 0, bytes: 0 }
   for (const layer of await img.layers()) {
     const s = await applyLayer(layer, dir, o)

@@ -99,6 +99,7 @@ async function readLayer(layer: Layer, o: IoOptions): Promise<TarReader> {
 
 /** The entries of the merged tree, in the order exportImage writes them. */
 async function* mergedEntries(img: Image, o: IoOptions): AsyncGenerator<LayerEntry> {
+  await img.config() // an artifact, or a config that disagrees with the manifest, fails here, before any output
   const layers = (await img.layers()).reverse()
   /** Paths of the merged tree, with the layer (0 = top) each came from. */
   const claimed = new Map<string, number>()

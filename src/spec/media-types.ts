@@ -37,6 +37,11 @@ export function isManifestType(mt: string | undefined): boolean {
   return mt !== undefined && MANIFEST_TYPES.has(mt)
 }
 
+/** True for a container image config media type (OCI or Docker v2); other configs belong to artifacts. */
+export function isImageConfigType(mt: string | undefined): boolean {
+  return mt === MediaType.ociConfig || mt === MediaType.dockerConfig
+}
+
 /** True for an index / manifest list media type (OCI or Docker v2). */
 export function isIndexType(mt: string | undefined): boolean {
   return mt !== undefined && INDEX_TYPES.has(mt)

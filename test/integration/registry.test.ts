@@ -521,6 +521,13 @@ describe('registry: referrers', needPeers('docker-registry'), () => {
     assert.deepEqual(await referrers(`${r.host}/app:v1`, { artifactType: 'application/other', registry: fast }), [])
     const cli = await ocikit(['referrers', `${r.host}/app:v1`])
     assert.match(cli.stdout, new RegExp(`${digestOf(artifact)}\\s+application/spdx\\+json`))
+    // The artifact itself copies like an image: registry → layout → another repository, same digest.
+    const dir = await tempDir(t)
+    await copy(`${r.host}/app@${digestOf(artifact)}`, `oci:${dir}:sbom`, { registry: fast })
+    const pushed = await copy(`oci:${dir}:sbom`, `${r.host}/sboms:v1`, { registry: fast })
+    assert.equal(pushed.digest, digestOf(artifact))
+    const shown = await ocikit(['inspect', `${r.host}/sboms:v1`])
+    assert.match(shown.stdout, /Artifact:\s+application\/spdx\+json/)
   })
 })
 

@@ -17,6 +17,7 @@ function printFacts(name: string, f: ImageFacts | IndexFacts): void {
   } else {
     const c = f.config
     row('Platform', f.platform)
+    row('Artifact', f.artifactType)
     row('Created', f.created)
     row('Author', f.author)
     row('User', c.user)

@@ -6,7 +6,7 @@ import { isOcikitError, NotFoundError, OcikitError } from '../../errors.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
 import { openView, progressTap } from '../../image/view.ts'
 import { OncePerKey } from '../../once.ts'
-import { isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
+import { isImageConfigType, isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor, Index } from '../../spec/schemas.ts'
 import { detectManifestType, parseJsonBytes } from '../../spec/validate.ts'
 import { type OciLayout, REF_NAME, tagOf } from './layout.ts'
@@ -137,7 +137,7 @@ export async function writeToLayout(layout: OciLayout, x: ImageOrIndex, tag: str
   else await writeIndexBlobs(w, x)
   const raw = await x.rawManifest()
   const desc: Descriptor = { mediaType: await x.mediaType(), digest: await x.digest(), size: raw.length }
-  if (x.kind === 'image' && tag !== undefined) {
+  if (x.kind === 'image' && tag !== undefined && isImageConfigType((await x.manifest()).config.mediaType)) {
     const c = await x.config()
     desc.platform = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }
   }

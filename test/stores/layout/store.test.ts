@@ -5,8 +5,11 @@ import { test } from 'node:test'
 import { copy, fsck, list, read, readImage, tag, untag, write } from '../../../src/api.ts'
 import { digestOf } from '../../../src/digest.ts'
 import { isOcikitError } from '../../../src/errors.ts'
-import { randomImage, randomIndex } from '../../../src/image/memory.ts'
+import { MemoryBlobSource, randomImage, randomIndex } from '../../../src/image/memory.ts'
 import { parsePlatform } from '../../../src/image/platform.ts'
+import { SourceImage } from '../../../src/image/view.ts'
+import { inspectView } from '../../../src/inspect.ts'
+import { unpackImage } from '../../../src/layer/apply.ts'
 import { canonicalJson } from '../../../src/spec/canonical.ts'
 import { OciLayout, REF_NAME } from '../../../src/stores/layout/layout.ts'
 import { sharedLayerIndex } from '../../helpers/shared-index.ts'
@@ -176,4 +179,72 @@ test('the images of an index are written at the same time, and a layer they shar
   assert.equal(new Set(reported).size, reported.length, 'each blob reported once')
   assert.deepEqual((await fsck(`oci:${dir}`)).problems, [])
   assert.equal(await (await read(`oci:${dir}:multi`)).digest(), await index.digest())
+})
+
+test('an artifact (an SBOM on the empty config) is written, copied, checked and inspected; unpacking it says what it is', async (t) => {
+  const dir = await tempDir(t)
+  const src = new MemoryBlobSource()
+  const config = src.put(Buffer.from('{}'), 'application/vnd.oci.empty.v1+json')
+  const sbom = src.put(Buffer.from('{"spdxVersion":"SPDX-2.3"}'), 'application/spdx+json')
+  const manifest = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/spdx+json', config, layers: [sbom] }
+  const raw = canonicalJson(manifest)
+  const artifact = new SourceImage(src, raw, digestOf(raw), manifest.mediaType, manifest as never)
+  await write(`oci:${dir}/a:sbom`, artifact)
+  await copy(`oci:${dir}/a:sbom`, `oci:${dir}/b:sbom`)
+  for (const l of ['a', 'b']) assert.deepEqual((await fsck(`oci:${dir}/${l}`)).problems, [])
+  const back = await readImage(`oci:${dir}/b:sbom`)
+  assert.equal(await back.digest(), digestOf(raw))
+  assert.deepEqual(Buffer.from(await back.rawConfig()).toString(), '{}')
+  const facts = await inspectView(back)
+  assert.equal(facts.kind === 'image' && facts.artifactType, 'application/spdx+json')
+  await assert.rejects(
+    unpackImage(back, path.join(dir, 'root')),
+    (e) => isOcikitError(e, 'NOT_SUPPORTED') && /artifact \(application\/spdx\+json\)/.test(e.message),
+  )
+})
+
+test('an image whose config has a diff ID count unlike its layer count is refused by copy, and nothing is tagged', async (t) => {
+  const dir = await tempDir(t)
+  const src = new MemoryBlobSource()
+  const layer = src.put(Buffer.from('not really a layer'), 'application/vnd.oci.image.layer.v1.tar+gzip')
+  const config = src.put(
+    canonicalJson({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [digestOf('a'), digestOf('b')] } }),
+    'application/vnd.oci.image.config.v1+json',
+  )
+  const manifest = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [layer] }
+  const raw = canonicalJson(manifest)
+  await assert.rejects(
+    write(`oci:${dir}:bad`, new SourceImage(src, raw, digestOf(raw), manifest.mediaType, manifest as never)),
+    (e) => isOcikitError(e, 'INVALID_CONFIG') && /has 2 entries but the manifest has 1 layers/.test(e.message),
+  )
+  assert.deepEqual(await list(`oci:${dir}`).catch(() => []), [])
+})
+
+test('a blob or index.json that is not a regular file (a FIFO, a directory, a link to /dev/zero) is a clear error, not a hang', {
+  timeout: 20_000,
+}, async (t) => {
+  const dir = await tempDir(t)
+  const img = await randomImage({ seed: 7, layers: 1 })
+  await write(`oci:${dir}:v1`, img)
+  const layout = await OciLayout.open(dir)
+  const m = await img.manifest()
+  const configPath = layout.blobPath(m.config.digest)
+  const layerPath = layout.blobPath(m.layers[0]!.digest)
+  const { execFileSync } = await import('node:child_process')
+  await fs.rm(configPath)
+  execFileSync('mkfifo', [configPath])
+  await fs.rm(layerPath)
+  await fs.symlink('/dev/zero', layerPath)
+  const notRegular = (e: unknown) => isOcikitError(e, 'INVALID_LAYOUT') && /is not a regular file/.test((e as Error).message)
+  await assert.rejects(async () => (await readImage(`oci:${dir}:v1`)).config(), notRegular)
+  const [layer] = await (await readImage(`oci:${dir}:v1`)).layers()
+  await assert.rejects(layer!.compressed(), notRegular)
+  const report = await fsck(`oci:${dir}`)
+  assert.deepEqual(report.problems.map((p) => p.message).sort(), ['not a regular file', 'not a regular file'])
+  await fs.rm(configPath)
+  await fs.mkdir(configPath)
+  await assert.rejects(async () => (await readImage(`oci:${dir}:v1`)).config(), notRegular)
+  await fs.rename(path.join(dir, 'index.json'), path.join(dir, 'index.json.real'))
+  execFileSync('mkfifo', [path.join(dir, 'index.json')])
+  await assert.rejects(read(`oci:${dir}:v1`), notRegular)
 })
