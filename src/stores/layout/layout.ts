@@ -326,7 +326,7 @@ async function writeFileAtomic(final: string, bytes: Uint8Array, exclusive: bool
  * INVALID_LAYOUT error naming it: a directory, a device that never ends, or a FIFO (opened
  * without blocking, where a plain open would wait for a writer forever). ENOENT passes through.
  */
-export async function openRegularFile(file: string, layoutName: string): Promise<fs.FileHandle> {
+async function openRegularFile(file: string, layoutName: string): Promise<fs.FileHandle> {
   let fh: fs.FileHandle
   try {
     fh = await fs.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
