@@ -317,10 +317,13 @@ export class RegistryClient {
   }
 
   async #cancelUpload(res: HttpResponse): Promise<void> {
-    if (!res.headers.get('location')) return
-    await Promise.resolve()
-      .then(() => this.#abandon(this.#location(res)))
-      .catch(() => {}) // only tidying up: the registry drops abandoned uploads itself
+    let location: URL
+    try {
+      location = this.#location(res)
+    } catch {
+      return // only tidying up: the registry drops abandoned uploads itself
+    }
+    await this.#abandon(location)
   }
 
   /** Cancels an upload session (best effort). */
