@@ -139,7 +139,7 @@ export class OciLayout implements BlobSource {
   }
 
   /** Opens a blob's file: BLOB_UNKNOWN when absent, INVALID_LAYOUT when it is not a regular file. */
-  async #openBlobFile(digest: Digest): Promise<fs.FileHandle> {
+  async #openBlobFile(digest: Digest): Promise<OpenedFile> {
     try {
       return await openRegularFile(this.blobPath(digest), this.name)
     } catch (e) {
@@ -154,7 +154,7 @@ export class OciLayout implements BlobSource {
 
   /** A stream of a blob, verified against `d` as it is read. Throws BLOB_UNKNOWN if absent. */
   async openBlob(d: Descriptor, o?: IoOptions): Promise<Readable> {
-    const file = new PooledFileStream(await this.#openBlobFile(d.digest), o?.signal)
+    const file = new PooledFileStream((await this.#openBlobFile(d.digest)).fh, o?.signal)
     // chain(), not pipe(): a small blob can be read to its end, and fail verification, before
     // the caller attaches its own handlers; the error must wait for them, not crash the process.
     return chain(file, verifyingStream(d, `${this.name} blob ${d.digest}`))
@@ -172,10 +172,10 @@ export class OciLayout implements BlobSource {
       throw new OcikitError('TOO_LARGE', `${what} is ${size} bytes, over the ${MAX_DOCUMENT_SIZE}-byte document limit`)
     }
     let bytes: Buffer
-    const fh = await this.#openBlobFile(digest)
+    const { fh, size: onDisk } = await this.#openBlobFile(digest)
     try {
       // Read one byte more than expected (or than the limit), so that a longer file shows without a stat.
-      const { bytes: got, ended } = await readUpTo(fh, (size ?? MAX_DOCUMENT_SIZE) + 1)
+      const { bytes: got, ended } = await readUpTo(fh, (size ?? Math.min(onDisk, MAX_DOCUMENT_SIZE)) + 1)
       if (size !== undefined && got.length !== size) throw new SizeMismatchError(what, size, ended ? got.length : (await fh.stat()).size)
       if (!ended) throw new OcikitError('TOO_LARGE', `${what} is over the ${MAX_DOCUMENT_SIZE}-byte document limit`)
       bytes = got
@@ -292,7 +292,7 @@ export class OciLayout implements BlobSource {
 
   /** Reads a whole blob without verifying it, for fsck's own hashing. */
   async rawBlobStream(digest: Digest): Promise<Readable> {
-    return (await this.#openBlobFile(digest)).createReadStream({ highWaterMark: 1 << 20 })
+    return (await this.#openBlobFile(digest)).fh.createReadStream({ highWaterMark: 1 << 20 })
   }
 }
 
@@ -321,12 +321,18 @@ async function writeFileAtomic(final: string, bytes: Uint8Array, exclusive: bool
   }
 }
 
+/** An open regular file and its size when opened. */
+interface OpenedFile {
+  fh: fs.FileHandle
+  size: number
+}
+
 /**
  * Opens a file of a layout for reading, following symlinks. Anything but a regular file is an
  * INVALID_LAYOUT error naming it: a directory, a device that never ends, or a FIFO (opened
  * without blocking, where a plain open would wait for a writer forever). ENOENT passes through.
  */
-async function openRegularFile(file: string, layoutName: string): Promise<fs.FileHandle> {
+async function openRegularFile(file: string, layoutName: string): Promise<OpenedFile> {
   let fh: fs.FileHandle
   try {
     fh = await fs.open(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
@@ -335,8 +341,9 @@ async function openRegularFile(file: string, layoutName: string): Promise<fs.Fil
     throw new InvalidDocumentError('INVALID_LAYOUT', layoutName, [`${file} is not a regular file`], { cause: e })
   }
   try {
-    if (!(await fh.stat()).isFile()) throw new InvalidDocumentError('INVALID_LAYOUT', layoutName, [`${file} is not a regular file`])
-    return fh
+    const st = await fh.stat()
+    if (!st.isFile()) throw new InvalidDocumentError('INVALID_LAYOUT', layoutName, [`${file} is not a regular file`])
+    return { fh, size: st.size }
   } catch (e) {
     await fh.close()
     throw e
@@ -345,9 +352,10 @@ async function openRegularFile(file: string, layoutName: string): Promise<fs.Fil
 
 /** A whole small file of a layout (a regular file of at most `max` bytes, else INVALID_LAYOUT). */
 async function readSmallFile(file: string, layoutName: string, max: number): Promise<Buffer> {
-  const fh = await openRegularFile(file, layoutName)
+  const { fh, size } = await openRegularFile(file, layoutName)
   try {
-    const { bytes, ended } = await readUpTo(fh, max + 1)
+    // Sized from the stat, not the limit: a 64 MiB buffer for every index.json read is costly.
+    const { bytes, ended } = await readUpTo(fh, Math.min(size, max) + 1)
     if (!ended) throw new InvalidDocumentError('INVALID_LAYOUT', layoutName, [`${file} is over ${max} bytes`])
     return bytes
   } finally {
