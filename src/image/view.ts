@@ -4,7 +4,7 @@
  * and verify every byte against its digest.
  */
 import { pipeline, type Readable, Transform } from 'node:stream'
-import { type Digest, verifyingStream } from '../digest.ts'
+import { type Digest, isDigest, verifyingStream } from '../digest.ts'
 import { NotSupportedError, OcikitError } from '../errors.ts'
 import { compressionOf, decompressor } from '../layer/compress.ts'
 import { isImageConfigType, isIndexType, isManifestType } from '../spec/media-types.ts'
@@ -220,4 +220,30 @@ export async function openView(src: BlobSource, d: Descriptor, o?: IoOptions): P
   const raw = await src.readBlob(d, o)
   const p = parseManifestOrIndex(raw, `${src.name} manifest ${d.digest}`, d.mediaType)
   return p.kind === 'image' ? new SourceImage(src, raw, d.digest, p.mediaType, p.manifest) : new SourceIndex(src, raw, d.digest, p.mediaType, p.index)
+}
+
+/** What {@link eachChild} does with the children of an index. */
+export interface ChildVisitor {
+  image(img: Image, d: Descriptor): Promise<void>
+  index(child: ImageIndex, d: Descriptor): Promise<void>
+}
+
+/**
+ * Visits every child of an index that names a manifest by digest, all at the same time (the
+ * writers bound their transfers themselves), so that one image's last large layer does not hold
+ * up the next image's. A child of another media type is UNSUPPORTED_MEDIA_TYPE, and indexes
+ * nested more than 8 deep (`depth` counts from 0 at the top) are INVALID_MANIFEST; `where`
+ * names the store for those messages.
+ */
+export async function eachChild(idx: ImageIndex, where: string, depth: number, visit: ChildVisitor): Promise<void> {
+  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${where}: indexes nested more than 8 deep`)
+  const m = await idx.manifest()
+  await Promise.all(
+    m.manifests.map(async (d) => {
+      if (!isDigest(d.digest)) return
+      if (isManifestType(d.mediaType)) await visit.image(await idx.image(d.digest), d)
+      else if (isIndexType(d.mediaType)) await visit.index(await idx.index(d.digest), d)
+      else throw new OcikitError('UNSUPPORTED_MEDIA_TYPE', `${where}: index entry ${d.digest} has media type '${d.mediaType}'; cannot copy it`)
+    }),
+  )
 }

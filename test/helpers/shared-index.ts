@@ -1,8 +1,8 @@
 /**
  * An index of three one-layer images, two of which share their layer, over a source that
  * records which blobs are opened and how many layer reads are under way at once. A layer read
- * waits (up to `gateMs`) until a second one has started, so a writer that takes the images
- * one after another shows a peak of 1.
+ * waits (up to `gateMs`; 2 s leaves room for a loaded machine) until a second one has started,
+ * so a writer that takes the images one after another shows a peak of 1.
  */
 import type { Readable } from 'node:stream'
 import { digestOf } from '../../src/digest.ts'
@@ -52,7 +52,7 @@ class GatedSource extends MemoryBlobSource {
 }
 
 /** The index and the probe of its source. */
-export function sharedLayerIndex(gateMs = 300): { index: SourceIndex; probe: SharedIndexProbe } {
+export function sharedLayerIndex(gateMs = 2000): { index: SourceIndex; probe: SharedIndexProbe } {
   const src = new GatedSource(gateMs)
   const layer = (text: string) => {
     const d = src.put(Buffer.from(text), MediaType.ociLayerGzip)

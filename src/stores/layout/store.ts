@@ -1,12 +1,12 @@
 /** Reading, writing and tagging images in an OCI layout. */
 import type { Readable } from 'node:stream'
 import pLimit from 'p-limit'
-import { type Digest, isDigest } from '../../digest.ts'
+import type { Digest } from '../../digest.ts'
 import { isOcikitError, NotFoundError, OcikitError } from '../../errors.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
-import { openView, progressTap } from '../../image/view.ts'
+import { eachChild, openView, progressTap } from '../../image/view.ts'
 import { OncePerKey } from '../../once.ts'
-import { isImageConfigType, isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
+import { isImageConfigType, isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor, Index } from '../../spec/schemas.ts'
 import { detectManifestType, parseJsonBytes } from '../../spec/validate.ts'
 import { type OciLayout, REF_NAME, tagOf } from './layout.ts'
@@ -110,18 +110,10 @@ async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
 }
 
 async function writeIndexBlobs(w: LayoutWrite, idx: ImageIndex, depth = 0): Promise<void> {
-  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${w.layout.name}: indexes nested more than 8 deep`)
-  const m = await idx.manifest()
-  // The images of an index go at the same time (the blob limit bounds the transfers), so that
-  // one image's last large layer does not hold up the next image's.
-  await Promise.all(
-    m.manifests.map(async (d) => {
-      if (!isDigest(d.digest)) return
-      if (isManifestType(d.mediaType)) await writeImageBlobs(w, await idx.image(d.digest))
-      else if (isIndexType(d.mediaType)) await writeIndexBlobs(w, await idx.index(d.digest), depth + 1)
-      else throw new OcikitError('UNSUPPORTED_MEDIA_TYPE', `${w.layout.name}: index entry ${d.digest} has media type '${d.mediaType}'; cannot copy it`)
-    }),
-  )
+  await eachChild(idx, w.layout.name, depth, {
+    image: (img) => writeImageBlobs(w, img),
+    index: (child, d) => w.blobs.run(d.digest, () => writeIndexBlobs(w, child, depth + 1)),
+  })
   const written = await w.layout.writeBlob(await idx.rawManifest(), { digest: await idx.digest() }, w.o)
   w.o.onBlob?.(written)
 }

@@ -1,12 +1,11 @@
 /** Reading and writing images in a registry repository, as lazy views and a pushing writer. */
 import { Readable } from 'node:stream'
 import pLimit from 'p-limit'
-import { type Digest, isDigest } from '../../digest.ts'
-import { OcikitError } from '../../errors.ts'
+import type { Digest } from '../../digest.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
-import { BlobLayer, type BlobSource, chain, progressTap, SourceImage, SourceIndex } from '../../image/view.ts'
+import { BlobLayer, type BlobSource, chain, eachChild, progressTap, SourceImage, SourceIndex } from '../../image/view.ts'
 import { OncePerKey } from '../../once.ts'
-import { isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
+import { isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor } from '../../spec/schemas.ts'
 import { parseManifestOrIndex } from '../../spec/validate.ts'
 import type { LayoutWriteOptions } from '../layout/store.ts'
@@ -80,20 +79,11 @@ async function pushImage(p: RegistryPush, img: Image, ref: string): Promise<void
 }
 
 async function pushIndex(p: RegistryPush, idx: ImageIndex, ref: string, depth = 0): Promise<void> {
-  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${p.client.name}: indexes nested more than 8 deep`)
-  const m = await idx.manifest()
-  // The images of an index go up at the same time (the blob limit bounds the transfers), so
-  // that one image's last large layer does not hold up the next image's.
-  await Promise.all(
-    m.manifests.map((d) => {
-      if (!isDigest(d.digest)) return undefined
-      return p.once.run(`manifest ${d.digest}`, async () => {
-        if (isManifestType(d.mediaType)) await pushImage(p, await idx.image(d.digest), d.digest)
-        else if (isIndexType(d.mediaType)) await pushIndex(p, await idx.index(d.digest), d.digest, depth + 1)
-        else throw new OcikitError('UNSUPPORTED_MEDIA_TYPE', `${p.client.name}: index entry ${d.digest} has media type '${d.mediaType}'; cannot copy it`)
-      })
-    }),
-  )
+  // Child manifests go by digest, each once however often the index lists it.
+  await eachChild(idx, p.client.name, depth, {
+    image: (img, d) => p.once.run(`manifest ${d.digest}`, () => pushImage(p, img, d.digest)),
+    index: (child, d) => p.once.run(`manifest ${d.digest}`, () => pushIndex(p, child, d.digest, depth + 1)),
+  })
   await p.client.putManifest(ref, await idx.rawManifest(), await idx.mediaType(), p.o)
 }
 
