@@ -63,24 +63,16 @@ export async function inspectView(x: ImageOrIndex): Promise<ImageFacts | IndexFa
   }
   const m = await x.manifest()
   const layers = m.layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }))
+  const common = { kind: 'image' as const, ...base, layers, layersSize: layers.reduce((a, l) => a + l.size, 0), annotations: m.annotations ?? {} }
   if (!isImageConfigType(m.config.mediaType)) {
-    return {
-      kind: 'image',
-      ...base,
-      platform: '',
-      artifactType: m.artifactType ?? m.config.mediaType,
-      config: { env: [], entrypoint: null, cmd: null, exposedPorts: [], labels: {} },
-      layers,
-      layersSize: layers.reduce((a, l) => a + l.size, 0),
-      history: 0,
-      annotations: m.annotations ?? {},
-    }
+    // An artifact: no platform, no runtime config, no history.
+    const config = { env: [], entrypoint: null, cmd: null, exposedPorts: [], labels: {} }
+    return { ...common, platform: '', artifactType: m.artifactType ?? m.config.mediaType, config, history: 0 }
   }
   const c = await x.config()
   const cc = c.config ?? {}
   return {
-    kind: 'image',
-    ...base,
+    ...common,
     platform: formatPlatform({ os: c.os, architecture: c.architecture, variant: c.variant }),
     created: c.created,
     author: c.author,
@@ -93,9 +85,6 @@ export async function inspectView(x: ImageOrIndex): Promise<ImageFacts | IndexFa
       exposedPorts: Object.keys(cc.ExposedPorts ?? {}),
       labels: cc.Labels ?? {},
     },
-    layers,
-    layersSize: layers.reduce((a, l) => a + l.size, 0),
     history: c.history?.length ?? 0,
-    annotations: m.annotations ?? {},
   }
 }

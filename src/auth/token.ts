@@ -92,7 +92,7 @@ export class TokenCache {
         cause,
       })
     }
-    const text = (await readBody(res, MAX_TOKEN_RESPONSE, `${registry}: the token service's answer`)).toString('utf8')
+    if (res.status < 200 || res.status > 299) await res.body.cancel() // its text is not shown, so it is not read
     if (res.status === 401 || res.status === 403) {
       const who = creds?.username ? ` as '${creds.username}'` : ' anonymously'
       throw new RegistryError(
@@ -103,6 +103,7 @@ export class TokenCache {
     }
     if (res.status < 200 || res.status > 299)
       throw new RegistryError('REGISTRY_ERROR', `${registry}: the token service answered status ${res.status}`, res.status)
+    const text = (await readBody(res, MAX_TOKEN_RESPONSE, `${registry}: the token service's answer`)).toString('utf8')
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown }
     try {
       body = JSON.parse(text)

@@ -174,9 +174,9 @@ export class OciLayout implements BlobSource {
     let bytes: Buffer
     const { fh, size: onDisk } = await this.#openBlobFile(digest)
     try {
-      // Read one byte more than expected (or than the limit), so that a longer file shows without a stat.
+      // One byte more than expected (or than the limit): a longer file shows in the same read.
       const { bytes: got, ended } = await readUpTo(fh, (size ?? Math.min(onDisk, MAX_DOCUMENT_SIZE)) + 1)
-      if (size !== undefined && got.length !== size) throw new SizeMismatchError(what, size, ended ? got.length : (await fh.stat()).size)
+      if (size !== undefined && got.length !== size) throw new SizeMismatchError(what, size, ended ? got.length : onDisk)
       if (!ended) throw new OcikitError('TOO_LARGE', `${what} is over the ${MAX_DOCUMENT_SIZE}-byte document limit`)
       bytes = got
     } finally {

@@ -15,7 +15,7 @@ import { bodyError, type HttpBody, type HttpResponse, readBody, serverUrl } from
 import { type RegistryOptions, RegistryTransport } from './transport.ts'
 
 /** The largest upload chunk held in memory (256 MiB), whatever the registry's `OCI-Chunk-Min-Length`. */
-export const MAX_CHUNK = 256 << 20
+const MAX_CHUNK = 256 << 20
 
 /** What manifests ocikit asks registries for. */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ')
