@@ -73,9 +73,11 @@ async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
   const { layout, o, limit } = w
   const manifest = await img.manifest()
   const layers = await img.layers()
-  // The config (small) travels beside the layers; the manifest goes last, once all it names is in place.
+  // Read (and checked against the manifest) before any blob is written, so that a bad config
+  // leaves nothing behind; it is written beside the layers, and the manifest last.
+  const rawConfig = await img.rawConfig()
   const config = w.blobs.run(manifest.config.digest, async () => {
-    const written = await layout.writeBlob(await img.rawConfig(), manifest.config, o)
+    const written = await layout.writeBlob(rawConfig, manifest.config, o)
     o.onBlob?.(written)
   })
   await Promise.all([
