@@ -36,7 +36,7 @@ function printFacts(name: string, f: ImageFacts | IndexFacts): void {
 export function register(program: Command): void {
   program
     .command('inspect')
-    .description('summarise an image or index: media type, digest, platform(s), layers, config essentials')
+    .description('summarise an image, artifact or index: media type, digest, platform(s) or artifact type, layers, config essentials')
     .argument('<name>', 'image name, e.g. oci:./out:v1')
     .addOption(platformOption('show the image for this platform when NAME is an index (default: show the index)'))
     .addOption(jsonOption())
