@@ -5,14 +5,15 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { createSign, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import fs from 'node:fs/promises'
 import http from 'node:http'
 import https from 'node:https'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import type { TestContext } from 'node:test'
 import { promisify } from 'node:util'
-import { tempDir } from './tmp.ts'
 
 const run = promisify(execFile)
 
@@ -111,7 +112,9 @@ export async function startRegistry(
   t: TestContext,
   o: { auth?: 'none' | 'htpasswd' | 'token'; users?: Record<string, string>; tls?: boolean } = {},
 ): Promise<TestRegistry> {
-  const dir = await tempDir(t, 'ocikit-registry-')
+  // Removed by the hook below, after the registry has exited: removing it while the registry
+  // still runs races with its writes (ENOTEMPTY), and a failing hook must not leave it running.
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ocikit-registry-'))
   const port = await freePort()
   const users = o.users ?? { alice: 'wonderland' }
   const tokenRequests: TestRegistry['tokenRequests'] = []
@@ -168,8 +171,15 @@ ${tls}${auth}`
   child.stderr?.on('data', (c) => {
     stderr += String(c)
   })
-  t.after(() => {
-    child.kill('SIGTERM')
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      const killed = setTimeout(() => child.kill('SIGKILL'), 5_000)
+      await exited
+      clearTimeout(killed)
+    }
+    await fs.rm(dir, { recursive: true, force: true, maxRetries: 3 })
   })
   const deadline = Date.now() + 15_000
   for (;;) {
