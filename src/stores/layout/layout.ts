@@ -33,6 +33,12 @@ export const TEMP_PREFIX = '.tmp-'
 export interface WriteBlobOptions extends IoOptions {
   /** Pass-through streams the bytes also flow through on their way to disk (progress taps). */
   taps?: NodeJS.ReadWriteStream[] | undefined
+  /**
+   * Awaited after the bytes are written and checked, before the blob is renamed into place: a
+   * check that runs beside the transfer. If it rejects, the temp file is removed and nothing
+   * else changes; its error is thrown.
+   */
+  commitAfter?: Promise<unknown> | undefined
 }
 
 /** Result of writing a blob. */
@@ -69,6 +75,9 @@ export class OciLayout implements BlobSource {
    * not a layout is refused (INVALID_LAYOUT) and left untouched.
    */
   static async create(dir: string): Promise<OciLayout> {
+    // A layout opened to be written is locked at the end of the write: the lock's code loads
+    // now, while the transfer runs, instead of after it.
+    loadLockfile().catch(() => {})
     const l = new OciLayout(dir)
     let entries: string[] = []
     try {
@@ -100,8 +109,10 @@ export class OciLayout implements BlobSource {
 
   static async #writeSkeleton(dir: string): Promise<void> {
     await fs.mkdir(path.join(dir, 'blobs', 'sha256'), { recursive: true })
-    await writeFileAtomic(path.join(dir, 'index.json'), canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }), true)
-    await writeFileAtomic(path.join(dir, 'oci-layout'), Buffer.from(`${JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION })}\n`), true)
+    await Promise.all([
+      writeFileAtomic(path.join(dir, 'index.json'), canonicalJson({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }), true),
+      writeFileAtomic(path.join(dir, 'oci-layout'), Buffer.from(`${JSON.stringify({ imageLayoutVersion: LAYOUT_VERSION })}\n`), true),
+    ])
   }
 
   async #checkLayoutFile(): Promise<void> {
@@ -217,6 +228,7 @@ export class OciLayout implements BlobSource {
       const what = `${this.name}: blob ${expected?.digest ?? digest}`
       if (expected?.size !== undefined && size !== expected.size) throw new SizeMismatchError(what, expected.size, size)
       if (expected && digest !== expected.digest) throw new DigestMismatchError(what, expected.digest, digest)
+      await o?.commitAfter
       await fs.rename(tmp.path, this.blobPath(digest))
       return { digest, size, existed: false }
     } catch (e) {
@@ -256,8 +268,7 @@ export class OciLayout implements BlobSource {
 
   /** Takes the layout's lock (the one `index.json` changes happen under); returns its release. */
   async lock(): Promise<() => Promise<void>> {
-    // Loaded when first needed: it pulls in signal-exit and node:assert, which cost every start.
-    const lockfile = (await import('proper-lockfile')).default
+    const lockfile = await loadLockfile()
     return lockfile.lock(path.join(this.dir, 'index.json'), {
       realpath: false,
       stale: 30_000,
@@ -294,6 +305,16 @@ export class OciLayout implements BlobSource {
   async rawBlobStream(digest: Digest): Promise<Readable> {
     return (await this.#openBlobFile(digest)).fh.createReadStream({ highWaterMark: 1 << 20 })
   }
+}
+
+let lockfileModule: Promise<typeof import('proper-lockfile')> | undefined
+/**
+ * proper-lockfile, loaded when first needed: it pulls in signal-exit and node:assert, which
+ * would cost every start of the command-line program some milliseconds.
+ */
+function loadLockfile(): Promise<typeof import('proper-lockfile')> {
+  lockfileModule ??= import('proper-lockfile').then((m) => m.default)
+  return lockfileModule
 }
 
 /** The tag of an `index.json` entry, if it has one. */

@@ -61,54 +61,84 @@ export interface LayoutWriteOptions extends IoOptions {
   onBlob?: (e: { digest: Digest; size: number; existed: boolean; mounted?: boolean }) => void
 }
 
-/** One write into a layout: its options, the bound on blobs at once, and the blobs under way. */
+/**
+ * One write into a layout: its options (whose signal also fires when the write fails), the
+ * bound on blobs at once, the blobs under way by digest, and every blob write not yet settled.
+ */
 interface LayoutWrite {
   layout: OciLayout
-  o: LayoutWriteOptions
+  o: LayoutWriteOptions & { signal: AbortSignal }
+  stop: AbortController
   limit: ReturnType<typeof pLimit>
   blobs: OncePerKey<Digest, void>
+  writing: Set<Promise<unknown>>
+}
+
+/**
+ * Runs one blob write of `w`, counted among those the write waits for when it fails; once the
+ * write is stopped, none starts.
+ */
+function blobWrite(w: LayoutWrite, work: () => Promise<void>): Promise<void> {
+  if (w.o.signal.aborted) return Promise.reject(w.o.signal.reason)
+  const p = work()
+  w.writing.add(p)
+  p.then(
+    () => w.writing.delete(p),
+    () => w.writing.delete(p),
+  )
+  return p
 }
 
 async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
-  const { layout, o, limit } = w
+  const { layout, limit, o } = w
   const manifest = await img.manifest()
   const layers = await img.layers()
-  // Read (and checked against the manifest) before any blob is written, so that a bad config
-  // leaves nothing behind; it is written beside the layers, and the manifest last.
-  const rawConfig = await img.rawConfig()
-  const config = w.blobs.run(manifest.config.digest, async () => {
-    const written = await layout.writeBlob(rawConfig, manifest.config, o)
-    o.onBlob?.(written)
-  })
+  // The config is read, and checked against the manifest, while the layers stream in; no blob is
+  // renamed into place before the check passed, so a bad config still leaves nothing behind,
+  // and it stops the transfers under way. The config is written beside the layers, the
+  // manifest last.
+  const checked = img.rawConfig()
+  checked.catch((e: unknown) => w.stop.abort(e))
   await Promise.all([
-    config,
+    w.blobs.run(manifest.config.digest, () =>
+      blobWrite(w, async () => {
+        const written = await layout.writeBlob(await checked, manifest.config, o)
+        o.onBlob?.(written)
+      }),
+    ),
     ...layers.map((layer, i) => {
       const d = manifest.layers[i] as Descriptor
       return w.blobs.run(d.digest, () =>
-        limit(async () => {
-          if (await layout.hasBlob(d.digest, d.size)) {
-            o.onBlob?.({ digest: d.digest, size: d.size, existed: true })
-            return
-          }
-          let stream: Readable
-          try {
-            stream = await layer.compressed(o)
-          } catch (e) {
-            // Foreign / non-distributable layers may legitimately be absent from the source.
-            if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
-            throw e
-          }
-          const written = await layout.writeBlob(stream, d, { ...o, taps: progressTap(d.digest, d.size, o.onProgress) })
-          o.onBlob?.(written)
-        }),
+        blobWrite(w, () =>
+          limit(async () => {
+            o.signal.throwIfAborted()
+            if (await layout.hasBlob(d.digest, d.size)) {
+              o.onBlob?.({ digest: d.digest, size: d.size, existed: true })
+              return
+            }
+            let stream: Readable
+            try {
+              stream = await layer.compressed(o)
+            } catch (e) {
+              // Foreign / non-distributable layers may legitimately be absent from the source.
+              if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
+              throw e
+            }
+            const taps = progressTap(d.digest, d.size, o.onProgress)
+            const written = await layout.writeBlob(stream, d, { ...o, taps, commitAfter: checked })
+            o.onBlob?.(written)
+          }),
+        ),
       )
     }),
   ])
   const digest = await img.digest()
-  await w.blobs.run(digest, async () => {
-    const written = await layout.writeBlob(await img.rawManifest(), { digest }, o)
-    o.onBlob?.(written)
-  })
+  await w.blobs.run(digest, () =>
+    blobWrite(w, async () => {
+      const written = await layout.writeBlob(await img.rawManifest(), { digest }, o)
+      o.onBlob?.(written)
+    }),
+  )
 }
 
 async function writeIndexBlobs(w: LayoutWrite, idx: ImageIndex, depth = 0): Promise<void> {
@@ -116,19 +146,35 @@ async function writeIndexBlobs(w: LayoutWrite, idx: ImageIndex, depth = 0): Prom
     image: (img) => writeImageBlobs(w, img),
     index: (child, d) => w.blobs.run(d.digest, () => writeIndexBlobs(w, child, depth + 1)),
   })
-  const written = await w.layout.writeBlob(await idx.rawManifest(), { digest: await idx.digest() }, w.o)
-  w.o.onBlob?.(written)
+  const raw = await idx.rawManifest()
+  const digest = await idx.digest()
+  await blobWrite(w, async () => {
+    const written = await w.layout.writeBlob(raw, { digest }, w.o)
+    w.o.onBlob?.(written)
+  })
 }
 
 /**
  * Writes an image or index (every blob it reaches) into a layout, then records it in
  * `index.json`, tagged when `tag` is given (moving the tag if another image had it).
  * Blobs come first and the tag last, so a failure never leaves a tag without its blobs.
+ * The first failure stops every other transfer of the write, and the write rejects (with that
+ * failure) only once all of them have removed their temp files.
  */
 export async function writeToLayout(layout: OciLayout, x: ImageOrIndex, tag: string | undefined, o: LayoutWriteOptions = {}): Promise<Descriptor> {
-  const w: LayoutWrite = { layout, o, limit: pLimit(o.concurrency ?? 4), blobs: new OncePerKey() }
-  if (x.kind === 'image') await writeImageBlobs(w, x)
-  else await writeIndexBlobs(w, x)
+  const stop = new AbortController()
+  const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal
+  const w: LayoutWrite = { layout, o: { ...o, signal }, stop, limit: pLimit(o.concurrency ?? 4), blobs: new OncePerKey(), writing: new Set() }
+  try {
+    if (x.kind === 'image') await writeImageBlobs(w, x)
+    else await writeIndexBlobs(w, x)
+  } catch (e) {
+    if (!stop.signal.aborted) stop.abort(e)
+    while (w.writing.size > 0) await Promise.allSettled([...w.writing])
+    // The failure that stopped the write (a config that failed its check, say), not the
+    // transfers it cut short.
+    throw stop.signal.reason
+  }
   const raw = await x.rawManifest()
   const desc: Descriptor = { mediaType: await x.mediaType(), digest: await x.digest(), size: raw.length }
   if (x.kind === 'image' && tag !== undefined && isImageConfigType((await x.manifest()).config.mediaType)) {

@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
 import path from 'node:path'
+import { Readable } from 'node:stream'
 import { test } from 'node:test'
 import { copy, fsck, list, read, readImage, tag, untag, write } from '../../../src/api.ts'
 import { digestOf } from '../../../src/digest.ts'
 import { isOcikitError } from '../../../src/errors.ts'
 import { MemoryBlobSource, randomImage, randomIndex } from '../../../src/image/memory.ts'
 import { parsePlatform } from '../../../src/image/platform.ts'
+import type { IoOptions } from '../../../src/image/types.ts'
 import { SourceImage } from '../../../src/image/view.ts'
 import { inspectView } from '../../../src/inspect.ts'
 import { unpackImage } from '../../../src/layer/apply.ts'
 import { canonicalJson } from '../../../src/spec/canonical.ts'
+import type { Descriptor } from '../../../src/spec/schemas.ts'
 import { OciLayout, REF_NAME } from '../../../src/stores/layout/layout.ts'
 import { sharedLayerIndex } from '../../helpers/shared-index.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
@@ -219,6 +222,108 @@ test('an image whose config has a diff ID count unlike its layer count is refuse
   )
   assert.deepEqual(await list(`oci:${dir}`), [])
   assert.deepEqual(await fs.readdir(path.join(dir, 'blobs', 'sha256')), [], 'no blob written')
+})
+
+/** Waits until `cond` holds; fails after 5 s instead of waiting forever. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let waited = 0; !cond(); waited += 5) {
+    if (waited > 5000) assert.fail(`timed out: ${what}`)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+/** A source whose config read waits for `configGate`, and whose layer streams send one chunk, then wait for `layerGate`. */
+function gatedSource(configGate: Promise<void>, layerGate: Promise<void>) {
+  const mem = new MemoryBlobSource('gated')
+  const events: string[] = []
+  const layerDestroyed: boolean[] = []
+  const src = {
+    name: 'gated',
+    put: mem.put.bind(mem),
+    async readBlob(d: Descriptor, o?: IoOptions) {
+      events.push('config read starts')
+      await configGate
+      return mem.readBlob(d, o)
+    },
+    async openBlob(d: Descriptor, o?: IoOptions) {
+      events.push('layer stream opens')
+      const whole = Buffer.from(await mem.readBlob(d, o))
+      let sent = false
+      const i = layerDestroyed.push(false) - 1
+      return new Readable({
+        read() {
+          if (!sent) {
+            sent = true
+            this.push(whole.subarray(0, 1))
+            return
+          }
+          layerGate.then(() => {
+            this.push(whole.subarray(1))
+            this.push(null)
+          })
+        },
+        destroy(e, cb) {
+          layerDestroyed[i] = true
+          cb(e)
+        },
+      })
+    },
+  }
+  return { src, events, layerDestroyed }
+}
+
+function gatedImage(src: ReturnType<typeof gatedSource>['src'], diffIds: number) {
+  const layer = src.put(Buffer.from('layer bytes'), 'application/vnd.oci.image.layer.v1.tar+gzip')
+  const ids = Array.from({ length: diffIds }, (_, i) => digestOf(String(i)))
+  const config = src.put(
+    canonicalJson({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: ids } }),
+    'application/vnd.oci.image.config.v1+json',
+  )
+  const manifest = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [layer] }
+  const raw = canonicalJson(manifest)
+  return new SourceImage(src, raw, digestOf(raw), manifest.mediaType, manifest as never)
+}
+
+test('a layout write streams the layers while the config is read, and renames nothing before the config is checked', {
+  timeout: 10_000,
+}, async (t) => {
+  const dir = await tempDir(t)
+  let openConfig = () => {}
+  let openLayer = () => {}
+  const g = gatedSource(new Promise((r) => (openConfig = r)), new Promise((r) => (openLayer = r)))
+  const img = gatedImage(g.src, 1)
+  const writing = write(`oci:${dir}:v1`, img)
+  // The layer's stream is open and its first bytes are on their way while the config still waits.
+  await until(() => g.events.includes('layer stream opens'), 'the layer stream opens while the config read waits')
+  assert.ok(g.events.includes('config read starts'))
+  openLayer()
+  await new Promise((r) => setTimeout(r, 50))
+  assert.deepEqual(
+    (await fs.readdir(path.join(dir, 'blobs', 'sha256'))).filter((f) => !f.startsWith('.tmp-')),
+    [],
+    'the layer waits for the config check before it is renamed into place',
+  )
+  openConfig()
+  const d = await writing
+  assert.equal(d.digest, await img.digest())
+  assert.deepEqual((await fsck(`oci:${dir}`)).problems, [])
+})
+
+test('a config that fails its check stops the layer transfers under way; its error is the one reported and nothing is written', {
+  timeout: 10_000,
+}, async (t) => {
+  const dir = await tempDir(t)
+  let openConfig = () => {}
+  // The layer never finishes on its own: only the failed check can end the write.
+  const g = gatedSource(new Promise((r) => (openConfig = r)), new Promise(() => {}))
+  const img = gatedImage(g.src, 2)
+  const writing = write(`oci:${dir}:v1`, img)
+  await until(() => g.events.includes('layer stream opens'), 'the layer stream opens while the config read waits')
+  openConfig()
+  await assert.rejects(writing, (e) => isOcikitError(e, 'INVALID_CONFIG') && /has 2 entries but the manifest has 1 layers/.test(e.message))
+  assert.deepEqual(g.layerDestroyed, [true], 'the layer stream was stopped')
+  assert.deepEqual(await fs.readdir(path.join(dir, 'blobs', 'sha256')), [], 'no blob and no temp file left')
+  assert.deepEqual(await list(`oci:${dir}`), [])
 })
 
 test('a blob or index.json that is not a regular file (a FIFO, a directory, a link to /dev/zero) is a clear error, not a hang', {
