@@ -11,8 +11,11 @@ import { Readable } from 'node:stream'
 import { describe, test } from 'node:test'
 import { copy, deleteImage, listTags, read, write } from '../../src/api.ts'
 import { digestOf } from '../../src/digest.ts'
-import { isOcikitError } from '../../src/errors.ts'
-import { randomImage, randomIndex } from '../../src/image/memory.ts'
+import { isOcikitError, OcikitError } from '../../src/errors.ts'
+import { MemoryBlobSource, randomImage, randomIndex } from '../../src/image/memory.ts'
+import { SourceImage } from '../../src/image/view.ts'
+import { canonicalJson } from '../../src/spec/canonical.ts'
+import type { Descriptor } from '../../src/spec/schemas.ts'
 import { RegistryClient } from '../../src/stores/registry/client.ts'
 import { createHttpClient } from '../../src/stores/registry/http.ts'
 import { ocikit } from '../helpers/cli.ts'
@@ -484,6 +487,55 @@ describe('registry: interrupted push', needPeers('docker-registry'), () => {
     assert.equal(await c.headManifest('v1'), undefined, 'no tag for a partial push')
     await write(`${r.host}/app:v1`, img, { registry: fast })
     assert.equal((await c.headManifest('v1'))?.digest, await img.digest())
+  })
+})
+
+describe('registry: a failed upload', needPeers('docker-registry'), () => {
+  test('one layer that fails stops the other uploads; the push rejects with that failure and pushes no tag', {
+    timeout: 30_000,
+  }, async (t) => {
+    const r = await startRegistry(t)
+    const mem = new MemoryBlobSource('broken')
+    const bad = mem.put(Buffer.alloc(2000, 1), 'application/vnd.oci.image.layer.v1.tar')
+    const slow = mem.put(Buffer.alloc(2000, 2), 'application/vnd.oci.image.layer.v1.tar')
+    const config = mem.put(
+      canonicalJson({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [bad.digest, slow.digest] } }),
+      'application/vnd.oci.image.config.v1+json',
+    )
+    let slowStopped = false
+    const src = {
+      name: 'broken',
+      readBlob: (d: Descriptor) => mem.readBlob(d),
+      async openBlob(d: Descriptor) {
+        if (d.digest === bad.digest) {
+          // Fails once the upload has begun, not before.
+          return new Readable({
+            read() {
+              setTimeout(() => this.destroy(new OcikitError('INVALID_LAYER', 'the source broke')), 50)
+            },
+          })
+        }
+        let sent = false
+        return new Readable({
+          read() {
+            if (!sent) this.push(Buffer.alloc(100, 2))
+            sent = true // then nothing more, ever: only being stopped ends this upload
+          },
+          destroy(e, cb) {
+            slowStopped = true
+            cb(e)
+          },
+        })
+      },
+    }
+    const manifest = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers: [bad, slow] }
+    const raw = canonicalJson(manifest)
+    const img = new SourceImage(src, raw, digestOf(raw), manifest.mediaType, manifest as never)
+    await assert.rejects(write(`${r.host}/app:v1`, img, { registry: fast }), (e) => isOcikitError(e, 'INVALID_LAYER'))
+    // Stopped, not left to run on: a command would otherwise sit after its error until it ended.
+    for (let waited = 0; !slowStopped && waited < 2000; waited += 10) await new Promise((res) => setTimeout(res, 10))
+    assert.ok(slowStopped, 'the other upload was stopped')
+    assert.equal(await new RegistryClient(r.host, 'app', fast).headManifest('v1'), undefined, 'no tag')
   })
 })
 

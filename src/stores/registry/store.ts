@@ -44,22 +44,35 @@ function mountSource(client: RegistryClient, origin: BlobSource | undefined): st
   return origin instanceof RegistryBlobSource && origin.client.t.registry === client.t.registry ? origin.client.repository : undefined
 }
 
-/** One push: the client, its options, the bound on blobs at once, and the uploads under way. */
+/**
+ * One push: the client, its options (whose signal also fires when the push fails), the bound on
+ * blobs at once, and the uploads under way.
+ */
 interface RegistryPush {
   client: RegistryClient
-  o: RegistryWriteOptions
+  o: RegistryWriteOptions & { signal: AbortSignal }
   limit: ReturnType<typeof pLimit>
   /** Blob uploads and child manifests, each once however many images hold it. */
   once: OncePerKey<string, void>
+  /** Every upload not yet settled, which a failed push waits for. */
+  uploading: Set<Promise<unknown>>
 }
 
 async function pushBlob(p: RegistryPush, d: Descriptor, open: () => Promise<Readable>, origin: BlobSource | undefined): Promise<void> {
-  return p.once.run(d.digest, () =>
-    p.limit(async () => {
+  return p.once.run(d.digest, () => {
+    if (p.o.signal.aborted) return Promise.reject(p.o.signal.reason)
+    const upload = p.limit(async () => {
+      p.o.signal.throwIfAborted()
       const how = await p.client.uploadBlob(d, open, { ...p.o, mountFrom: mountSource(p.client, origin) })
       p.o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'uploaded', mounted: how === 'mounted' })
-    }),
-  )
+    })
+    p.uploading.add(upload)
+    upload.then(
+      () => p.uploading.delete(upload),
+      () => p.uploading.delete(upload),
+    )
+    return upload
+  })
 }
 
 async function pushImage(p: RegistryPush, img: Image, ref: string): Promise<void> {
@@ -94,11 +107,27 @@ async function pushIndex(p: RegistryPush, idx: ImageIndex, ref: string, depth = 
  * pointing at an image whose blobs are not all there.
  */
 export async function writeToRegistry(client: RegistryClient, x: ImageOrIndex, tag: string | undefined, o: RegistryWriteOptions = {}): Promise<Descriptor> {
-  const p: RegistryPush = { client, o, limit: pLimit(o.concurrency ?? client.t.o.concurrency ?? 4), once: new OncePerKey() }
+  const stop = new AbortController()
+  const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal
+  const p: RegistryPush = {
+    client,
+    o: { ...o, signal },
+    limit: pLimit(o.concurrency ?? client.t.o.concurrency ?? 4),
+    once: new OncePerKey(),
+    uploading: new Set(),
+  }
   const digest: Digest = await x.digest()
   const ref = tag ?? digest
-  if (x.kind === 'image') await pushImage(p, x, ref)
-  else await pushIndex(p, x, ref)
+  try {
+    if (x.kind === 'image') await pushImage(p, x, ref)
+    else await pushIndex(p, x, ref)
+  } catch (e) {
+    // The first failure stops the other uploads, and the push ends when they have stopped: a
+    // command does not sit on after its error while other layers still upload.
+    if (!stop.signal.aborted) stop.abort(e)
+    while (p.uploading.size > 0) await Promise.allSettled([...p.uploading])
+    throw e
+  }
   return { mediaType: await x.mediaType(), digest, size: (await x.rawManifest()).length }
 }
 
