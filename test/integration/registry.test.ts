@@ -248,6 +248,39 @@ describe('registry: responses no registry should send (fake server)', () => {
     assert.equal(hits, 3)
   })
 
+  test('a blob download that breaks resumes even where the server ignores Range; one that keeps breaking gives up, naming the attempts', async (t) => {
+    const blob = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 251))
+    const d = { mediaType: 'application/octet-stream', digest: digestOf(blob), size: blob.length }
+    let requests = 0
+    let alwaysBreak = false
+    const ranges: (string | undefined)[] = []
+    const host = await fake(t, (req, res) => {
+      requests++
+      ranges.push(req.headers.range)
+      res.writeHead(200, { 'content-length': String(blob.length) })
+      // The first answer (and every answer, once asked to) breaks after 100,000 bytes; the
+      // others send the whole blob from its start, whatever the Range said.
+      if (requests === 1 || alwaysBreak) res.write(blob.subarray(0, 100_000), () => res.socket?.destroy())
+      else res.end(blob)
+    })
+    const c = new RegistryClient(host, 'app', { ...fast, attempts: 3 })
+    const chunks: Buffer[] = []
+    for await (const chunk of await c.openBlob(d)) chunks.push(chunk as Buffer)
+    assert.ok(Buffer.concat(chunks).equals(blob), 'the bytes already read were skipped in the full answer')
+    assert.deepEqual(ranges, [undefined, 'bytes=100000-'])
+    alwaysBreak = true
+    requests = 0
+    await assert.rejects(
+      async () => {
+        for await (const _ of await c.openBlob(d)) {
+          // read to the end
+        }
+      },
+      (e) => isOcikitError(e, 'NETWORK_ERROR') && /after 3 attempt/.test(e.message),
+    )
+    assert.equal(requests, 3)
+  })
+
   test('a registry that goes silent is a network error after the idle timeout, retried, and connections are reused', async (t) => {
     let hits = 0
     const sockets = new Set<unknown>()
