@@ -9,6 +9,7 @@ import { OncePerKey } from '../../once.ts'
 import { isImageConfigType, isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor, Index } from '../../spec/schemas.ts'
 import { detectManifestType, parseJsonBytes } from '../../spec/validate.ts'
+import { TransferGroup } from '../../transfers.ts'
 import { type OciLayout, REF_NAME, tagOf } from './layout.ts'
 
 /** Which image of a layout: a tag, a digest, or (neither) the only one. */
@@ -62,31 +63,15 @@ export interface LayoutWriteOptions extends IoOptions {
 }
 
 /**
- * One write into a layout: its options (whose signal also fires when the write fails), the
- * bound on blobs at once, the blobs under way by digest, and every blob write not yet settled.
+ * One write into a layout: its options (whose signal is the transfer group's), the transfers
+ * stopped together on a failure, the bound on blobs at once, and the blobs under way by digest.
  */
 interface LayoutWrite {
   layout: OciLayout
   o: LayoutWriteOptions & { signal: AbortSignal }
-  stop: AbortController
+  transfers: TransferGroup
   limit: ReturnType<typeof pLimit>
   blobs: OncePerKey<Digest, void>
-  writing: Set<Promise<unknown>>
-}
-
-/**
- * Runs one blob write of `w`, counted among those the write waits for when it fails; once the
- * write is stopped, none starts.
- */
-function blobWrite(w: LayoutWrite, work: () => Promise<void>): Promise<void> {
-  if (w.o.signal.aborted) return Promise.reject(w.o.signal.reason)
-  const p = work()
-  w.writing.add(p)
-  p.then(
-    () => w.writing.delete(p),
-    () => w.writing.delete(p),
-  )
-  return p
 }
 
 async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
@@ -98,10 +83,10 @@ async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
   // and it stops the transfers under way. The config is written beside the layers, the
   // manifest last.
   const checked = img.rawConfig()
-  checked.catch((e: unknown) => w.stop.abort(e))
+  checked.catch((e: unknown) => w.transfers.stop(e))
   await Promise.all([
     w.blobs.run(manifest.config.digest, () =>
-      blobWrite(w, async () => {
+      w.transfers.run(async () => {
         const written = await layout.writeBlob(await checked, manifest.config, o)
         o.onBlob?.(written)
       }),
@@ -109,7 +94,7 @@ async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
     ...layers.map((layer, i) => {
       const d = manifest.layers[i] as Descriptor
       return w.blobs.run(d.digest, () =>
-        blobWrite(w, () =>
+        w.transfers.run(() =>
           limit(async () => {
             o.signal.throwIfAborted()
             if (await layout.hasBlob(d.digest, d.size)) {
@@ -134,7 +119,7 @@ async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
   ])
   const digest = await img.digest()
   await w.blobs.run(digest, () =>
-    blobWrite(w, async () => {
+    w.transfers.run(async () => {
       const written = await layout.writeBlob(await img.rawManifest(), { digest }, o)
       o.onBlob?.(written)
     }),
@@ -148,7 +133,7 @@ async function writeIndexBlobs(w: LayoutWrite, idx: ImageIndex, depth = 0): Prom
   })
   const raw = await idx.rawManifest()
   const digest = await idx.digest()
-  await blobWrite(w, async () => {
+  await w.transfers.run(async () => {
     const written = await w.layout.writeBlob(raw, { digest }, w.o)
     w.o.onBlob?.(written)
   })
@@ -162,18 +147,13 @@ async function writeIndexBlobs(w: LayoutWrite, idx: ImageIndex, depth = 0): Prom
  * failure) only once all of them have removed their temp files.
  */
 export async function writeToLayout(layout: OciLayout, x: ImageOrIndex, tag: string | undefined, o: LayoutWriteOptions = {}): Promise<Descriptor> {
-  const stop = new AbortController()
-  const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal
-  const w: LayoutWrite = { layout, o: { ...o, signal }, stop, limit: pLimit(o.concurrency ?? 4), blobs: new OncePerKey(), writing: new Set() }
+  const transfers = new TransferGroup(o.signal)
+  const w: LayoutWrite = { layout, o: { ...o, signal: transfers.signal }, transfers, limit: pLimit(o.concurrency ?? 4), blobs: new OncePerKey() }
   try {
     if (x.kind === 'image') await writeImageBlobs(w, x)
     else await writeIndexBlobs(w, x)
   } catch (e) {
-    if (!stop.signal.aborted) stop.abort(e)
-    while (w.writing.size > 0) await Promise.allSettled([...w.writing])
-    // The failure that stopped the write (a config that failed its check, say), not the
-    // transfers it cut short.
-    throw stop.signal.reason
+    throw await transfers.failed(e)
   }
   const raw = await x.rawManifest()
   const desc: Descriptor = { mediaType: await x.mediaType(), digest: await x.digest(), size: raw.length }

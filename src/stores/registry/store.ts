@@ -8,6 +8,7 @@ import { OncePerKey } from '../../once.ts'
 import { isNondistributableType } from '../../spec/media-types.ts'
 import type { Descriptor } from '../../spec/schemas.ts'
 import { parseManifestOrIndex } from '../../spec/validate.ts'
+import { TransferGroup } from '../../transfers.ts'
 import type { LayoutWriteOptions } from '../layout/store.ts'
 import type { RegistryClient } from './client.ts'
 import type { RegistryOptions } from './transport.ts'
@@ -45,34 +46,28 @@ function mountSource(client: RegistryClient, origin: BlobSource | undefined): st
 }
 
 /**
- * One push: the client, its options (whose signal also fires when the push fails), the bound on
- * blobs at once, and the uploads under way.
+ * One push: the client, its options (whose signal is the transfer group's), the uploads stopped
+ * together on a failure, and the bound on blobs at once.
  */
 interface RegistryPush {
   client: RegistryClient
   o: RegistryWriteOptions & { signal: AbortSignal }
+  uploads: TransferGroup
   limit: ReturnType<typeof pLimit>
   /** Blob uploads and child manifests, each once however many images hold it. */
   once: OncePerKey<string, void>
-  /** Every upload not yet settled, which a failed push waits for. */
-  uploading: Set<Promise<unknown>>
 }
 
 async function pushBlob(p: RegistryPush, d: Descriptor, open: () => Promise<Readable>, origin: BlobSource | undefined): Promise<void> {
-  return p.once.run(d.digest, () => {
-    if (p.o.signal.aborted) return Promise.reject(p.o.signal.reason)
-    const upload = p.limit(async () => {
-      p.o.signal.throwIfAborted()
-      const how = await p.client.uploadBlob(d, open, { ...p.o, mountFrom: mountSource(p.client, origin) })
-      p.o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'uploaded', mounted: how === 'mounted' })
-    })
-    p.uploading.add(upload)
-    upload.then(
-      () => p.uploading.delete(upload),
-      () => p.uploading.delete(upload),
-    )
-    return upload
-  })
+  return p.once.run(d.digest, () =>
+    p.uploads.run(() =>
+      p.limit(async () => {
+        p.o.signal.throwIfAborted()
+        const how = await p.client.uploadBlob(d, open, { ...p.o, mountFrom: mountSource(p.client, origin) })
+        p.o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'uploaded', mounted: how === 'mounted' })
+      }),
+    ),
+  )
 }
 
 async function pushImage(p: RegistryPush, img: Image, ref: string): Promise<void> {
@@ -107,14 +102,13 @@ async function pushIndex(p: RegistryPush, idx: ImageIndex, ref: string, depth = 
  * pointing at an image whose blobs are not all there.
  */
 export async function writeToRegistry(client: RegistryClient, x: ImageOrIndex, tag: string | undefined, o: RegistryWriteOptions = {}): Promise<Descriptor> {
-  const stop = new AbortController()
-  const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal
+  const uploads = new TransferGroup(o.signal)
   const p: RegistryPush = {
     client,
-    o: { ...o, signal },
+    o: { ...o, signal: uploads.signal },
+    uploads,
     limit: pLimit(o.concurrency ?? client.t.o.concurrency ?? 4),
     once: new OncePerKey(),
-    uploading: new Set(),
   }
   const digest: Digest = await x.digest()
   const ref = tag ?? digest
@@ -124,9 +118,7 @@ export async function writeToRegistry(client: RegistryClient, x: ImageOrIndex, t
   } catch (e) {
     // The first failure stops the other uploads, and the push ends when they have stopped: a
     // command does not sit on after its error while other layers still upload.
-    if (!stop.signal.aborted) stop.abort(e)
-    while (p.uploading.size > 0) await Promise.allSettled([...p.uploading])
-    throw e
+    throw await uploads.failed(e)
   }
   return { mediaType: await x.mediaType(), digest, size: (await x.rawManifest()).length }
 }
