@@ -360,7 +360,7 @@ describe('registry: responses no registry should send (fake server)', () => {
     )
   })
 
-  test('broken answers from a registry or its token service are coded errors that say what was wrong', async (t) => {
+  test('broken answers from a registry or its token service are coded errors that say what was wrong', { timeout: 60_000 }, async (t) => {
     let answer: (req: http.IncomingMessage, res: http.ServerResponse) => void = () => {}
     const host = await fake(t, (req, res) => answer(req, res))
     // A fresh client for each case: a client remembers how the registry authenticates.
@@ -373,6 +373,13 @@ describe('registry: responses no registry should send (fake server)', () => {
         () => client().tags(),
         'REGISTRY_ERROR',
         /circle/,
+      ],
+      [
+        'tags: next links that never end, each to a new page',
+        (q, r) => r.writeHead(200, { link: `</v2/app/tags/list?last=${Number(/last=(\d+)/.exec(q.url ?? '')?.[1] ?? 0) + 1}>; rel="next"` }).end('{"tags":[]}'),
+        () => client().tags(),
+        'REGISTRY_ERROR',
+        /more than 10000 pages/,
       ],
       [
         'tags: a next link that is no URL',

@@ -17,6 +17,9 @@ import { type RegistryOptions, RegistryTransport } from './transport.ts'
 /** The largest upload chunk held in memory (256 MiB), whatever the registry's `OCI-Chunk-Min-Length`. */
 const MAX_CHUNK = 256 << 20
 
+/** The most pages of tags or catalog followed (10,000: at a page of 100, a million names). */
+const MAX_PAGES = 10_000
+
 /** What manifests ocikit asks registries for. */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ')
 
@@ -434,6 +437,8 @@ export class RegistryClient {
     while (path) {
       // A registry whose `next` link leads back to a page already read would loop forever.
       if (seen.has(path)) throw new RegistryError('REGISTRY_ERROR', `${what}: the pagination links go round in a circle`, 0)
+      // ...and one whose links never end, each to a new page, would never stop either.
+      if (seen.size >= MAX_PAGES) throw new RegistryError('REGISTRY_ERROR', `${what}: more than ${MAX_PAGES} pages`, 0)
       seen.add(path)
       const { res, bytes } = await this.t.requestBytes({ method: 'GET', path, scope, ok: [200], signal: o.signal }, 16 << 20, what)
       let body: unknown
