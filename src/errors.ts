@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'INVALID_MANIFEST'
   | 'INVALID_NAME'
   | 'INVALID_ARGUMENT'
+  | 'INSECURE_TRANSPORT'
   | 'MANIFEST_UNKNOWN'
   | 'NETWORK_ERROR'
   | 'NOT_SUPPORTED'
@@ -91,7 +92,7 @@ export class RegistryError extends OcikitError {
   readonly status: number
   readonly errors: readonly RegistryErrorDetail[]
   constructor(
-    code: 'REGISTRY_ERROR' | 'UNAUTHORIZED' | 'DENIED' | 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN' | 'TOO_LARGE' | 'NETWORK_ERROR',
+    code: 'REGISTRY_ERROR' | 'UNAUTHORIZED' | 'DENIED' | 'MANIFEST_UNKNOWN' | 'BLOB_UNKNOWN' | 'TOO_LARGE' | 'NETWORK_ERROR' | 'INSECURE_TRANSPORT',
     message: string,
     status: number,
     errors: readonly RegistryErrorDetail[] = [],

@@ -5,6 +5,7 @@
  * Retry-After), and redirects followed by hand so that `Authorization` never goes to another host.
  */
 
+import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseChallenges } from '../../auth/challenge.ts'
 import { type CredentialProvider, type Credentials, defaultCredentials } from '../../auth/credentials.ts'
@@ -71,6 +72,8 @@ export class RegistryTransport {
   readonly registry: string
   readonly base: string
   readonly o: RegistryOptions
+  /** The registry's own origin: the only one that is sent its credentials. */
+  readonly #origin: string
   readonly #http: HttpSend
   readonly #tokens: TokenCache
   readonly #credentials: CredentialProvider
@@ -84,6 +87,7 @@ export class RegistryTransport {
     const host = registry === 'docker.io' ? 'registry-1.docker.io' : registry
     const plain = o.caFile === undefined && (isLoopback(host) || (o.insecure ?? []).includes(registry))
     this.base = `${plain ? 'http' : 'https'}://${host}`
+    this.#origin = new URL(this.base).origin
     this.#http = o.http ?? httpClient({ caFile: o.caFile })
     let cache = tokenCaches.get(this.#http)
     if (!cache) {
@@ -106,8 +110,35 @@ export class RegistryTransport {
     return [...s]
   }
 
-  #tokenKey(params: Record<string, string>, scopes: string[]): string {
-    return `${params.realm}|${params.service ?? ''}|${scopes.sort().join(' ')}`
+  /**
+   * The token cache key: this registry, these credentials (as a hash: the key holds no secret),
+   * the realm, service and scopes. The cache is shared by every registry of a process, and a
+   * registry may name another's realm in its challenge: keyed by realm alone, it would be handed
+   * the other registry's token.
+   */
+  async #tokenKey(params: Record<string, string>, scopes: string[]): Promise<string> {
+    const c = await this.#getCreds()
+    const who = c
+      ? createHash('sha256')
+          .update(JSON.stringify([c.username, c.password, c.identityToken]))
+          .digest('hex')
+          .slice(0, 32)
+      : '-'
+    return `${this.registry}|${who}|${params.realm}|${params.service ?? ''}|${[...scopes].sort().join(' ')}`
+  }
+
+  /** A token for this registry from its challenge's realm, cached under `key`. */
+  async #fetchToken(key: string, params: Record<string, string>, scopes: string[], signal: AbortSignal | undefined): Promise<string> {
+    const plainRegistry = this.base.startsWith('http:')
+    return this.#tokens.fetch({
+      key,
+      params,
+      scopes,
+      creds: await this.#getCreds(),
+      registry: this.registry,
+      plainRealmAllowed: (host) => plainRegistry || (this.o.insecure ?? []).includes(host),
+      signal,
+    })
   }
 
   async #authorization(req: RegistryRequest): Promise<string | undefined> {
@@ -118,8 +149,8 @@ export class RegistryTransport {
       return creds?.username !== undefined ? `Basic ${Buffer.from(`${creds.username}:${creds.password ?? ''}`).toString('base64')}` : undefined
     }
     const scopes = this.#scopes(req)
-    const key = this.#tokenKey(scheme.params, scopes)
-    const token = this.#tokens.get(key) ?? (await this.#tokens.fetch(key, scheme.params, scopes, creds, this.registry, req.signal))
+    const key = await this.#tokenKey(scheme.params, scopes)
+    const token = this.#tokens.get(key) ?? (await this.#fetchToken(key, scheme.params, scopes, req.signal))
     return `Bearer ${token}`
   }
 
@@ -132,12 +163,12 @@ export class RegistryTransport {
       const before = this.#scheme
       this.#scheme = { kind: 'bearer', params: bearer.params }
       const scopes = this.#scopes(req, bearer.params)
-      const key = this.#tokenKey(bearer.params, scopes)
+      const key = await this.#tokenKey(bearer.params, scopes)
       if (before?.kind === 'bearer' && this.#tokens.get(key)) {
         this.#tokens.drop(key) // the token we sent was refused; get one fresh token, once
         return true
       }
-      await this.#tokens.fetch(key, bearer.params, scopes, await this.#getCreds(), this.registry, req.signal)
+      await this.#fetchToken(key, bearer.params, scopes, req.signal)
       return true
     }
     if (basic) {
@@ -174,6 +205,16 @@ export class RegistryTransport {
         }
         await this.#backoff(url, attempt, (e as Error).message, undefined, req.signal)
         continue
+      }
+      if (res.status === 401 && new URL(res.url || this.base).origin !== this.#origin) {
+        // A redirect target (a CDN) that asks for authentication: its challenge must never make
+        // us send the registry's credentials to it, or to the realm it names.
+        await res.body.cancel()
+        throw new RegistryError(
+          'UNAUTHORIZED',
+          `${this.registry}: ${req.method} ${url.pathname} was redirected to ${new URL(res.url).origin}, which asks for authentication; the registry's credentials go only to the registry itself`,
+          401,
+        )
       }
       if (res.status === 401 && !authRetried) {
         await res.body.cancel()
@@ -224,7 +265,7 @@ export class RegistryTransport {
 
   /** A URL for messages: its path on the registry, or origin and path elsewhere (never the query: it may hold a signature). */
   #where(url: URL): string {
-    return url.origin === new URL(this.base).origin ? url.pathname : `${url.origin}${url.pathname}`
+    return url.origin === this.#origin ? url.pathname : `${url.origin}${url.pathname}`
   }
 
   async #request401(res: HttpResponse, req: RegistryRequest): Promise<RegistryError> {
@@ -243,7 +284,7 @@ export class RegistryTransport {
     for (let hop = 0; ; hop++) {
       const headers: Record<string, string> = { 'user-agent': 'ocikit', ...req.headers }
       // Credentials go only to the registry's own origin, never to a redirect target elsewhere.
-      if (url.origin === new URL(this.base).origin) {
+      if (url.origin === this.#origin) {
         const auth = await this.#authorization(req)
         if (auth) headers.authorization = auth
         authorized = auth !== undefined

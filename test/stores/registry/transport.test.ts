@@ -1,0 +1,112 @@
+/**
+ * What the registry transport sends to whom: credentials and tokens stay with the registry
+ * (and the realm) they belong to. Each test is named after the leak it guards against, and runs
+ * on an in-process fake network, so that HTTPS hosts, CDNs and token services can be played.
+ */
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { isOcikitError } from '../../../src/errors.ts'
+import { RegistryTransport } from '../../../src/stores/registry/transport.ts'
+import { type FakeRequest, fakeNet, tokenAnswer } from '../../helpers/fake-net.ts'
+
+const ok = { status: 200, body: '{}' }
+const get = (t: RegistryTransport, path = 'app/manifests/v1', scope = 'repository:app:pull') =>
+  t.request({ method: 'GET', path, scope, ok: [200] }).then((r) => r.body.cancel())
+const sentAuth = (log: FakeRequest[], origin: string) => log.filter((r) => r.url.origin === origin && r.headers.authorization !== undefined)
+
+describe('registry transport: credentials stay with their registry', () => {
+  test('a bearer token for one registry is not sent to another that names the same realm (issue 13.1)', async () => {
+    const realmA = 'https://auth.a.example/token'
+    const bearerA = { 'www-authenticate': `Bearer realm="${realmA}",service="a"` }
+    const net = fakeNet({
+      'https://a.example': (r) => (r.headers.authorization === 'Bearer token-of-alice' ? ok : { status: 401, headers: bearerA }),
+      'https://auth.a.example': (r) => tokenAnswer(r.headers.authorization ? 'token-of-alice' : 'anonymous-token'),
+      // B answers with A's realm and service, hoping for A's token on the retry.
+      'https://b.example': (r) => (r.headers.authorization === 'Bearer anonymous-token' ? ok : { status: 401, headers: bearerA }),
+    })
+    const credentials = async (host: string) => (host === 'a.example' ? { username: 'alice', password: 'secret' } : undefined)
+    await get(new RegistryTransport('a.example', { http: net.send, credentials }))
+    // B learns the bearer scheme on a push-scoped request, then makes a pull-scoped one: the
+    // scope A's token was cached under.
+    const b = new RegistryTransport('b.example', { http: net.send, credentials })
+    await get(b, 'app/blobs/uploads/', 'repository:app:pull,push')
+    await get(b)
+    const toB = net.log.filter((r) => r.url.origin === 'https://b.example').map((r) => r.headers.authorization)
+    assert.ok(!toB.includes('Bearer token-of-alice'), `B was sent: ${toB.join(', ')}`)
+    assert.deepEqual(toB, [undefined, 'Bearer anonymous-token', 'Bearer anonymous-token'])
+  })
+
+  test('two users of one registry do not share a token', async () => {
+    const bearer = { 'www-authenticate': 'Bearer realm="https://auth.r.example/token",service="r"' }
+    const net = fakeNet({
+      'https://r.example': (r) => (r.headers.authorization?.startsWith('Bearer ') ? ok : { status: 401, headers: bearer }),
+      'https://auth.r.example': (r) => tokenAnswer(`token-for-${Buffer.from((r.headers.authorization ?? '').slice(6), 'base64').toString()}`),
+    })
+    await get(new RegistryTransport('r.example', { http: net.send, credentials: async () => ({ username: 'alice', password: 'a' }) }))
+    const bob = new RegistryTransport('r.example', { http: net.send, credentials: async () => ({ username: 'bob', password: 'b' }) })
+    await get(bob, 'app/blobs/uploads/', 'repository:app:pull,push')
+    await get(bob)
+    const sent = net.log.filter((r) => r.url.origin === 'https://r.example' && r.headers.authorization).map((r) => r.headers.authorization)
+    assert.deepEqual(sent, ['Bearer token-for-alice:a', 'Bearer token-for-bob:b', 'Bearer token-for-bob:b'])
+  })
+
+  test("a redirect target that answers 401 never gets the registry's credentials, nor the realm it names (issue 13.2)", async () => {
+    const net = fakeNet({
+      'https://r.example': (r) => {
+        if (!r.headers.authorization) return { status: 401, headers: { 'www-authenticate': 'Basic realm="r"' } }
+        return { status: 307, headers: { location: 'https://cdn.example/blob?sig=1' } }
+      },
+      'https://cdn.example': () => ({ status: 401, headers: { 'www-authenticate': 'Bearer realm="https://evil.example/token",service="cdn"' } }),
+      'https://evil.example': () => tokenAnswer('x'),
+    })
+    const t = new RegistryTransport('r.example', { http: net.send, credentials: async () => ({ username: 'alice', password: 'secret' }) })
+    await assert.rejects(get(t, 'app/blobs/sha256:00'), (e) => isOcikitError(e, 'UNAUTHORIZED') && /redirected to https:\/\/cdn\.example/.test(e.message))
+    assert.equal(sentAuth(net.log, 'https://cdn.example').length, 0)
+    assert.equal(net.log.filter((r) => r.url.origin === 'https://evil.example').length, 0, 'the realm named by the CDN is never asked')
+    assert.ok(!JSON.stringify(net.log.filter((r) => r.url.origin !== 'https://r.example')).includes(Buffer.from('alice:secret').toString('base64')))
+  })
+
+  test('a refresh token is not re-sent on a cross-origin redirect of the token request (issue 13.3)', async () => {
+    const net = fakeNet({
+      'https://r.example': () => ({ status: 401, headers: { 'www-authenticate': 'Bearer realm="https://auth.r.example/token",service="r"' } }),
+      'https://auth.r.example': () => ({ status: 307, headers: { location: 'https://evil.example/steal' } }),
+      'https://evil.example': () => tokenAnswer('x'),
+    })
+    const t = new RegistryTransport('r.example', { http: net.send, credentials: async () => ({ identityToken: 'refresh-secret' }) })
+    await assert.rejects(get(t), (e) => isOcikitError(e, 'UNAUTHORIZED') && /refresh token/.test(e.message) && !e.message.includes('refresh-secret'))
+    assert.equal(net.log.filter((r) => r.url.origin === 'https://evil.example').length, 0)
+    assert.ok(net.log.every((r) => r.url.origin === 'https://auth.r.example' || !r.body.includes('refresh-secret')))
+  })
+
+  test('a refresh token follows a same-origin 307 of the token request', async () => {
+    const bearer = { 'www-authenticate': 'Bearer realm="https://auth.r.example/token",service="r"' }
+    const net = fakeNet({
+      'https://r.example': (r) => (r.headers.authorization === 'Bearer fresh' ? ok : { status: 401, headers: bearer }),
+      'https://auth.r.example': (r) =>
+        r.url.pathname === '/token'
+          ? { status: 307, headers: { location: '/v2/token' } }
+          : r.body.includes('refresh-secret')
+            ? tokenAnswer('fresh')
+            : { status: 401 },
+    })
+    await get(new RegistryTransport('r.example', { http: net.send, credentials: async () => ({ identityToken: 'refresh-secret' }) }))
+  })
+
+  test('Basic credentials are not sent in clear text to an http:// realm of an HTTPS registry (issue 13.4)', async () => {
+    const bearer = { 'www-authenticate': 'Bearer realm="http://auth.example/token",service="r"' }
+    const net = fakeNet({
+      'https://r.example': (r) => (r.headers.authorization === 'Bearer t' ? ok : { status: 401, headers: bearer }),
+      'http://auth.example': () => tokenAnswer('t'),
+    })
+    const credentials = async () => ({ username: 'alice', password: 'secret' })
+    await assert.rejects(
+      get(new RegistryTransport('r.example', { http: net.send, credentials })),
+      (e) => isOcikitError(e, 'INSECURE_TRANSPORT') && e.message.includes('http://auth.example/token') && e.message.includes('--insecure auth.example'),
+    )
+    assert.equal(net.log.filter((r) => r.url.protocol === 'http:').length, 0, 'nothing went to the plain-HTTP realm')
+    // Opted in: the realm's host marked insecure.
+    await get(new RegistryTransport('r.example', { http: net.send, credentials, insecure: ['auth.example'] }))
+    // Anonymous: there is no secret to protect.
+    await get(new RegistryTransport('r.example', { http: net.send, credentials: async () => undefined }))
+  })
+})
