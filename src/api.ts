@@ -3,12 +3,14 @@
  * (`oci:DIR:TAG`, registry references, …) and does one job; the CLI is a thin shell over these.
  */
 
+import { removeCredentials, saveCredentials } from './auth/credentials.ts'
 import type { Digest } from './digest.ts'
 import { OcikitError } from './errors.ts'
 import { type ConvertOptions, convert } from './image/convert.ts'
 import { currentPlatform, selectPlatform } from './image/platform.ts'
 import type { Image, ImageOrIndex, IoOptions } from './image/types.ts'
 import { formatName, isLayoutTag, parseName } from './name/parse.ts'
+import { parseRegistryHost } from './name/reference.ts'
 import type { Descriptor, Platform } from './spec/schemas.ts'
 import type { FsckReport } from './stores/layout/fsck.ts'
 import { type GcOptions, type GcReport, gcLayout } from './stores/layout/gc.ts'
@@ -16,7 +18,7 @@ import { OciLayout } from './stores/layout/layout.ts'
 import type { LayoutEntry, LayoutWriteOptions } from './stores/layout/store.ts'
 import { storeFor } from './stores/open.ts'
 import { RegistryClient } from './stores/registry/client.ts'
-import type { RegistryOptions } from './stores/registry/transport.ts'
+import { type RegistryOptions, RegistryTransport } from './stores/registry/transport.ts'
 
 /** Options of {@link read}. */
 export interface ReadOptions extends IoOptions {
@@ -81,9 +83,33 @@ export async function listTags(repository: string, o: { registry?: RegistryOptio
   return registryClient(repository, o.registry ?? {}).tags(o)
 }
 
-/** Every repository of a registry (its catalog). `host` is `HOST[:PORT]`. */
+/** Every repository of a registry (its catalog). `host` is `HOST[:PORT]` (see {@link parseRegistryHost}). */
 export async function catalog(host: string, o: { registry?: RegistryOptions; signal?: AbortSignal } = {}): Promise<string[]> {
-  return new RegistryClient(host.replace(/^docker:\/\//, '').replace(/\/+$/, ''), '', o.registry ?? {}).catalog(o)
+  return new RegistryClient(parseRegistryHost(host), '', o.registry ?? {}).catalog(o)
+}
+
+/**
+ * Checks a user name and password (or token) against a registry (`GET /v2/` with them) and, once
+ * it accepts them, saves them for the host in docker's config file (`file`, default
+ * `$DOCKER_CONFIG/config.json`). `host` is `HOST[:PORT]`; a path, query or bad port is INVALID_NAME,
+ * and nothing is requested or saved then. Returns the host as saved.
+ */
+export async function login(
+  host: string,
+  creds: { username: string; password: string },
+  o: { registry?: RegistryOptions; signal?: AbortSignal; file?: string } = {},
+): Promise<string> {
+  const registry = parseRegistryHost(host)
+  const t = new RegistryTransport(registry, { ...o.registry, credentials: async () => creds })
+  const res = await t.request({ method: 'GET', path: '', ok: [200], signal: o.signal })
+  await res.body.cancel()
+  await saveCredentials(registry, creds, o.file)
+  return registry
+}
+
+/** Removes a host's saved credentials from docker's config file; false when it had none. */
+export async function logout(host: string, o: { file?: string } = {}): Promise<boolean> {
+  return removeCredentials(parseRegistryHost(host), o.file)
 }
 
 /** Deletes the manifest a registry name refers to (by digest; a tag is resolved first). Returns the digest deleted. */

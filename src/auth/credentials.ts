@@ -51,9 +51,20 @@ async function readAuthFile(file: string): Promise<AuthFile | undefined> {
   }
   try {
     return JSON.parse(text) as AuthFile
-  } catch (cause) {
-    throw new OcikitError('INVALID_ARGUMENT', `${file} is not valid JSON`, { cause: new Error((cause as Error).message) })
+  } catch (e) {
+    // The parser's own message quotes the text around the fault, which may be part of an `auth`
+    // secret: only the place is reported, and the parser's error is not attached as the cause.
+    throw new OcikitError('INVALID_ARGUMENT', `${file} is not valid JSON${jsonErrorPlace(e, text)}; fix or remove it`)
   }
+}
+
+/** ` (line L, column C)` of a JSON.parse error, from the position its message gives; empty when it gives none. */
+function jsonErrorPlace(e: unknown, text: string): string {
+  const m = /at position (\d+)/.exec((e as Error)?.message ?? '')
+  if (!m) return ''
+  const before = text.slice(0, Number(m[1]))
+  const line = before.split('\n').length
+  return ` (line ${line}, column ${before.length - before.lastIndexOf('\n')})`
 }
 
 /** The keys an auth file may use for a host: `host`, `https://host`, and docker.io's historical key. */

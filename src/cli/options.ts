@@ -3,6 +3,7 @@ import { type Command, Option } from 'commander'
 import { parsePlatform } from '../image/platform.ts'
 import type { Platform } from '../spec/schemas.ts'
 import type { RegistryOptions } from '../stores/registry/transport.ts'
+import { printable, printNotice } from './output.ts'
 
 /** `--platform os/arch[/variant]`, parsed. */
 export function platformOption(what = 'pick this platform from a multi-platform index (default: this machine, linux/<arch>)'): Option {
@@ -20,7 +21,8 @@ export function registryOptions(program: Command): RegistryOptions {
   return {
     insecure: g.insecure ?? [],
     caFile: g.caFile,
-    onNotice: (m) => process.stderr.write(`ocikit: ${m}\n`),
-    onRetry: (r) => process.stderr.write(`ocikit: ${r.url}: ${r.reason}; retrying in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt + 1})\n`),
+    onNotice: printNotice,
+    onRetry: (r) =>
+      process.stderr.write(`ocikit: ${printable(`${r.url}: ${r.reason}`)}; retrying in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt + 1})\n`),
   }
 }

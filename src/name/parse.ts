@@ -9,7 +9,7 @@
  */
 import { type Digest, parseDigest } from '../digest.ts'
 import { OcikitError } from '../errors.ts'
-import { formatReference, parseReference, type RegistryReference } from './reference.ts'
+import { formatReference, parseReference, type RegistryReference, redactUserinfo } from './reference.ts'
 
 /** A name in the OCI layout store. */
 export interface LayoutName {
@@ -44,7 +44,7 @@ export function isLayoutTag(tag: string): boolean {
 }
 
 function invalid(input: string, why: string): OcikitError {
-  return new OcikitError('INVALID_NAME', `invalid image name '${input}': ${why}`)
+  return new OcikitError('INVALID_NAME', `invalid image name '${redactUserinfo(input)}': ${why}`)
 }
 
 function splitPathAndRef(input: string, body: string): { path: string; ref?: string } {
@@ -102,7 +102,7 @@ export function parseName(input: string): ImageName {
         try {
           return { transport: 'registry', reference: parseReference(input) }
         } catch (e) {
-          const why = (e as Error).message.replace(/^invalid image reference '.*?': /, '')
+          const why = (e as Error).message.replace(/^invalid image reference '.*?': /s, '')
           throw invalid(input, `unknown transport '${transport}' (known: ${TRANSPORTS.map((t) => `${t}:`).join(', ')}), and not a registry reference (${why})`)
         }
     }

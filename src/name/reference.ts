@@ -26,7 +26,63 @@ const TAG = /^[\w][\w.-]{0,127}$/
 const MAX_NAME = 255
 
 function invalid(input: string, why: string): OcikitError {
-  return new OcikitError('INVALID_NAME', `invalid image reference '${input}': ${why}`)
+  return new OcikitError('INVALID_NAME', `invalid image reference '${redactUserinfo(input)}': ${why}`)
+}
+
+/** What follows the '@' of a digest: `algorithm:encoded` to the end of the name (a host and path has a '/'). */
+const DIGEST_AFTER_AT = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/
+
+/**
+ * Where the `user:password@` part of a name ends (the index of its last '@' that does not start
+ * a digest), or -1 when it has none. In a bare host (`digests` false) every '@' is one.
+ */
+function userinfoEnd(input: string, digests = true): number {
+  if (!digests) return input.lastIndexOf('@')
+  let end = -1
+  for (let i = input.indexOf('@'); i >= 0; i = input.indexOf('@', i + 1)) if (!DIGEST_AFTER_AT.test(input.slice(i + 1))) end = i
+  return end
+}
+
+/**
+ * `input` with any `user:password@` part (which docker-style URLs allow, and image names do not)
+ * replaced by `***@`, for messages: an image name in an error must never carry a password.
+ * An `@sha256:…` digest is kept.
+ */
+export function redactUserinfo(input: string, digests = true): string {
+  const end = userinfoEnd(input, digests)
+  if (end < 0) return input
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//.exec(input)?.[0] ?? ''
+  return `${scheme}***@${input.slice(end + 1)}`
+}
+
+/** What is wrong with the port of `hostport` (outside 1 to 65535), or undefined when it is fine or absent. */
+function badPort(hostport: string): string | undefined {
+  const m = /:(\d+)$/.exec(hostport)
+  if (!m) return undefined
+  const port = Number(m[1])
+  return port >= 1 && port <= 65535 ? undefined : `port ${m[1]} is outside 1-65535`
+}
+
+/**
+ * Parses a registry host as `login`, `logout` and `catalog` take it: `HOST[:PORT]`, optionally
+ * written `https://HOST[:PORT][/]` or `docker://HOST`. A path, query, fragment, user or bad
+ * port is an INVALID_NAME error. Returns `HOST[:PORT]`, with docker.io's aliases normalised.
+ */
+export function parseRegistryHost(input: string): string {
+  const bad = (why: string) => new OcikitError('INVALID_NAME', `invalid registry host '${redactUserinfo(input, false)}': ${why}`)
+  let rest = input.trim()
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(rest)
+  if (scheme) {
+    if (!['https', 'http', 'docker'].includes((scheme[1] as string).toLowerCase())) throw bad(`unknown scheme '${scheme[1]}://'`)
+    rest = rest.slice(scheme[0].length)
+  }
+  rest = rest.replace(/\/+$/, '')
+  if (userinfoEnd(rest, false) >= 0) throw bad("credentials do not go in the host; give them to 'ocikit login' (-u USER --password-stdin)")
+  if (/[/?#]/.test(rest)) throw bad('a registry host has no path, query or fragment; give HOST[:PORT]')
+  if (rest === '' || !DOMAIN.test(rest)) throw bad('not a host name or address, with an optional port')
+  const port = badPort(rest)
+  if (port) throw bad(port)
+  return rest === 'index.docker.io' || rest === 'registry-1.docker.io' ? DOCKER_HUB : rest
 }
 
 /** True when the first path part of a reference names a registry host rather than a repository. */
@@ -36,6 +92,7 @@ function looksLikeHost(part: string): boolean {
 
 /** Parses a registry reference (without a `docker://` prefix); throws INVALID_NAME. */
 export function parseReference(input: string): RegistryReference {
+  if (userinfoEnd(input) >= 0) throw invalid(input, "credentials do not go in image names; save them with 'ocikit login HOST'")
   let rest = input
   let digest: Digest | undefined
   const at = rest.lastIndexOf('@')
@@ -61,6 +118,8 @@ export function parseReference(input: string): RegistryReference {
   if (parts.length > 1 && looksLikeHost(parts[0] as string)) {
     registry = parts.shift() as string
     if (!DOMAIN.test(registry)) throw invalid(input, `bad registry host '${registry}'`)
+    const port = badPort(registry)
+    if (port) throw invalid(input, port)
   }
   if (registry === 'index.docker.io' || registry === 'registry-1.docker.io') registry = DOCKER_HUB
   for (const p of parts) {

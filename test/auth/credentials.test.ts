@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict'
 import fs from 'node:fs/promises'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { test } from 'node:test'
 import { parseChallenges } from '../../src/auth/challenge.ts'
 import { defaultCredentials, removeCredentials, saveCredentials } from '../../src/auth/credentials.ts'
+import { ocikit } from '../helpers/cli.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 function withEnv(t: import('node:test').TestContext, env: Record<string, string | undefined>) {
@@ -86,4 +89,31 @@ test('WWW-Authenticate challenges parse, quoted commas included', () => {
     ['basic', 'bearer'],
   )
   assert.deepEqual(parseChallenges(null), [])
+})
+
+test('a malformed config.json is reported by place, never quoting its text, even under --debug (issue 13.5)', async (t) => {
+  const dir = await tempDir(t)
+  const file = path.join(dir, 'config.json')
+  const secret = Buffer.from('alice:hunter2-very-secret').toString('base64')
+  // An unquoted value: the parser quotes the text around it in its message.
+  await fs.writeFile(file, `{"auths": {"r.example": {"auth": ${secret}}}}`)
+  withEnv(t, { REGISTRY_AUTH_FILE: file, XDG_RUNTIME_DIR: undefined, DOCKER_CONFIG: dir })
+  const err = await defaultCredentials()('r.example').then(
+    () => assert.fail('expected an error'),
+    (e: Error) => e,
+  )
+  assert.match(err.message, /config.json is not valid JSON/)
+  // Nothing of the secret in the message, the cause chain or the stack that --debug prints.
+  let text = ''
+  for (let e: unknown = err; e instanceof Error; e = e.cause) text += `${e.message}\n${e.stack}\n`
+  assert.ok(!text.includes(secret.slice(0, 8)), text)
+  // The file is read when a registry first asks for credentials.
+  const server = http.createServer((_req, res) => res.writeHead(401, { 'www-authenticate': 'Basic realm="r"' }).end())
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done))
+  t.after(() => server.close())
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`
+  const r = await ocikit(['--debug', 'copy', `${host}/app:v1`, `oci:${dir}/out:v1`], { env: { REGISTRY_AUTH_FILE: file, DOCKER_CONFIG: dir } })
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /not valid JSON/)
+  assert.ok(!r.stderr.includes(secret.slice(0, 8)), r.stderr)
 })

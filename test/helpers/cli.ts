@@ -11,12 +11,18 @@ export interface CliResult {
   stderr: string
 }
 
-/** Runs `ocikit ...args`; never rejects on a non-zero exit. */
-export function ocikit(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+/** Runs `ocikit ...args`, with `input` on its standard input (else none); never rejects on a non-zero exit. */
+export function ocikit(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
-      resolve({ code, stdout, stderr })
-    })
+    const child = execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
+        resolve({ code, stdout, stderr })
+      },
+    )
+    child.stdin?.end(opts.input)
   })
 }

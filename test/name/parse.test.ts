@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { digestOf } from '../../src/digest.ts'
 import { isOcikitError } from '../../src/errors.ts'
 import { formatName, parseName } from '../../src/name/parse.ts'
-import { parseReference } from '../../src/name/reference.ts'
+import { parseReference, parseRegistryHost } from '../../src/name/reference.ts'
 
 const D = digestOf('x')
 
@@ -65,4 +65,57 @@ test('bad transport names are INVALID_NAME', () => {
     () => parseName('dir:/tmp/x'),
     (e) => isOcikitError(e) && /unknown transport 'dir'/.test(e.message),
   )
+})
+
+test('a password in a docker:// name never appears in the error (issue 13.5)', () => {
+  for (const input of [
+    'docker://alice:s3cret-pw@registry.example/app:v1',
+    'alice:s3cret-pw@registry.example/app',
+    'docker://alice:s3/cret@host/app',
+    'docker://alice:s3cret@localhost:5000/app',
+  ]) {
+    assert.throws(
+      () => parseName(input),
+      (e) => isOcikitError(e, 'INVALID_NAME') && !e.message.includes('s3cret') && !e.message.includes('cret@') && /login/.test(e.message),
+      input,
+    )
+  }
+  // A digest after '@' is no password, and stays in the name.
+  assert.equal(formatName(parseName(`localhost:5000/app@${D}`)), `localhost:5000/app@${D}`)
+})
+
+test('ports outside 1-65535 are INVALID_NAME errors naming the port (issue 13.6)', () => {
+  for (const port of ['0', '65536', '99999999999', '00']) {
+    assert.throws(
+      () => parseName(`localhost:${port}/app:v1`),
+      (e) => isOcikitError(e, 'INVALID_NAME') && e.message.includes(`port ${port} is outside 1-65535`),
+      port,
+    )
+  }
+  assert.equal(parseReference('localhost:65535/app').registry, 'localhost:65535')
+  assert.equal(parseReference('localhost:1/app').registry, 'localhost:1')
+})
+
+test('registry hosts for login and catalog: HOST[:PORT], no path, query, fragment, user or bad port (issue 13.6)', () => {
+  assert.equal(parseRegistryHost('ghcr.io'), 'ghcr.io')
+  assert.equal(parseRegistryHost('https://localhost:5000/'), 'localhost:5000')
+  assert.equal(parseRegistryHost('docker://index.docker.io'), 'docker.io')
+  assert.equal(parseRegistryHost('[::1]:5000'), '[::1]:5000')
+  const bad: [string, RegExp][] = [
+    ['ghcr.io/v2/evil', /no path/],
+    ['ghcr.io?x=1', /no path, query/],
+    ['ghcr.io#frag', /fragment/],
+    ['localhost:0', /port 0/],
+    ['localhost:70000', /port 70000/],
+    ['ftp://ghcr.io', /scheme/],
+    ['alice:pw@ghcr.io', /credentials/],
+    ['', /not a host/],
+  ]
+  for (const [input, why] of bad) {
+    assert.throws(
+      () => parseRegistryHost(input),
+      (e) => isOcikitError(e, 'INVALID_NAME') && why.test(e.message) && !e.message.includes(':pw'),
+      input,
+    )
+  }
 })

@@ -2,7 +2,7 @@ import { type Command, Option } from 'commander'
 import { fsck, gc } from '../../api.ts'
 import { OcikitError } from '../../errors.ts'
 import { jsonOption } from '../options.ts'
-import { humanSize, printJson } from '../output.ts'
+import { humanSize, printable, printJson } from '../output.ts'
 
 /** Parses `90s`, `10m`, `2h`, `0` into milliseconds. */
 export function parseDuration(v: string): number {
@@ -23,8 +23,8 @@ export function register(program: Command): void {
       const r = await fsck(store)
       if (o.json) printJson(r)
       else {
-        for (const p of r.problems) process.stdout.write(`${p.kind.toUpperCase()}: ${p.via}: ${p.digest}: ${p.message}\n`)
-        for (const f of r.foreignMissing) process.stdout.write(`note: non-distributable layer not stored (allowed): ${f.via}: ${f.digest}\n`)
+        for (const p of r.problems) process.stdout.write(`${printable(`${p.kind.toUpperCase()}: ${p.via}: ${p.digest}: ${p.message}`)}\n`)
+        for (const f of r.foreignMissing) process.stdout.write(`note: non-distributable layer not stored (allowed): ${printable(f.via)}: ${f.digest}\n`)
         const verdict = r.ok ? 'clean' : `${r.problems.length} problem(s)`
         process.stdout.write(`${store}: ${verdict}; ${r.reachable} blobs reachable, ${r.hashed} re-hashed\n`)
       }

@@ -3,7 +3,7 @@ import { read } from '../../api.ts'
 import { type ImageFacts, type IndexFacts, inspectView } from '../../inspect.ts'
 import type { Platform } from '../../spec/schemas.ts'
 import { jsonOption, platformOption, registryOptions } from '../options.ts'
-import { humanSize, printJson } from '../output.ts'
+import { humanSize, printable, printJson } from '../output.ts'
 
 function printFacts(name: string, f: ImageFacts | IndexFacts): void {
   const out: string[] = []
@@ -30,7 +30,7 @@ function printFacts(name: string, f: ImageFacts | IndexFacts): void {
     out.push(`Layers (${f.layers.length}, ${humanSize(f.layersSize)}):`)
     for (const l of f.layers) out.push(`  ${l.digest}  ${humanSize(l.size).padStart(9)}  ${l.mediaType}`)
   }
-  process.stdout.write(`${out.join('\n')}\n`)
+  process.stdout.write(`${out.map(printable).join('\n')}\n`)
 }
 
 export function register(program: Command): void {

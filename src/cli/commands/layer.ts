@@ -5,7 +5,7 @@ import { listLayerFile } from '../../layer/read.ts'
 import { diffEntries } from '../../layer/source-diff.ts'
 import { directoryEntries } from '../../layer/source-directory.ts'
 import { jsonOption } from '../options.ts'
-import { humanSize, printJson } from '../output.ts'
+import { humanSize, printable, printJson, printNotice } from '../output.ts'
 import { progressLine } from '../progress.ts'
 
 /** Options shared by the commands that make layers. */
@@ -71,7 +71,7 @@ function printInfo(info: LayerInfo, file: string, json: boolean | undefined): vo
   )
 }
 
-const notice = (m: string) => process.stderr.write(`ocikit: ${m}\n`)
+const notice = printNotice
 
 export function register(program: Command): void {
   const layer = program.command('layer').description('make and list layer files (deterministic tar, gzip/zstd/none)')
@@ -144,7 +144,9 @@ export function register(program: Command): void {
             : ''
           const link = `${e.linkname ? ` -> ${e.linkname}` : ''}${e.xattrs ? `  [xattrs: ${e.xattrs.join(', ')}]` : ''}`
           const mode = e.mode.toString(8).padStart(4, '0')
-          process.stdout.write(`${e.type.padEnd(9)} ${mode} ${`${e.uid}:${e.gid}`.padEnd(9)} ${String(e.size).padStart(10)}  ${e.path}${link}${mark}\n`)
+          process.stdout.write(
+            `${printable(`${e.type.padEnd(9)} ${mode} ${`${e.uid}:${e.gid}`.padEnd(9)} ${String(e.size).padStart(10)}  ${e.path}${link}${mark}`)}\n`,
+          )
         }
       }
       if (o.json) printJson(all)

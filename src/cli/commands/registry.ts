@@ -1,8 +1,6 @@
 import type { Command } from 'commander'
-import { catalog, deleteImage, listTags, referrers } from '../../api.ts'
-import { removeCredentials, saveCredentials } from '../../auth/credentials.ts'
+import { catalog, deleteImage, listTags, login, logout, referrers } from '../../api.ts'
 import { OcikitError } from '../../errors.ts'
-import { RegistryTransport } from '../../stores/registry/transport.ts'
 import { jsonOption, registryOptions } from '../options.ts'
 import { printList } from '../output.ts'
 
@@ -60,19 +58,15 @@ export function register(program: Command): void {
         throw new OcikitError('INVALID_ARGUMENT', 'give the password on standard input with --password-stdin (it never goes on the command line)')
       const password = await readStdin()
       if (!password) throw new OcikitError('INVALID_ARGUMENT', 'no password on standard input')
-      const creds = { username: o.username, password }
-      const t = new RegistryTransport(host, { ...registryOptions(program), credentials: async () => creds })
-      const res = await t.request({ method: 'GET', path: '', ok: [200] })
-      await res.body.cancel()
-      await saveCredentials(host, creds)
-      process.stdout.write(`login succeeded for ${o.username} at ${host}\n`)
+      const registry = await login(host, { username: o.username, password }, { registry: registryOptions(program) })
+      process.stdout.write(`login succeeded for ${o.username} at ${registry}\n`)
     })
   program
     .command('logout')
     .description('remove saved credentials for a registry from the docker config file')
     .argument('<host>', 'registry host')
     .action(async (host: string) => {
-      const removed = await removeCredentials(host)
+      const removed = await logout(host)
       process.stdout.write(removed ? `removed credentials for ${host}\n` : `no saved credentials for ${host}\n`)
     })
 }

@@ -6,9 +6,9 @@ import { exportImage } from '../../layer/export.ts'
 import type { Platform } from '../../spec/schemas.ts'
 import { writeFileVia } from '../../temp-file.ts'
 import { platformOption, registryOptions } from '../options.ts'
-import { humanSize } from '../output.ts'
+import { humanSize, printNotice } from '../output.ts'
 
-const notice = (m: string) => process.stderr.write(`ocikit: ${m}\n`)
+const notice = printNotice
 
 export function register(program: Command): void {
   program

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { isOcikitError } from '../../../src/errors.ts'
 import { RegistryTransport } from '../../../src/stores/registry/transport.ts'
-import { type FakeRequest, fakeNet, tokenAnswer } from '../../helpers/fake-net.ts'
+import { type FakeAnswer, type FakeRequest, fakeNet, tokenAnswer } from '../../helpers/fake-net.ts'
 
 const ok = { status: 200, body: '{}' }
 const get = (t: RegistryTransport, path = 'app/manifests/v1', scope = 'repository:app:pull') =>
@@ -52,7 +52,7 @@ describe('registry transport: credentials stay with their registry', () => {
 
   test("a redirect target that answers 401 never gets the registry's credentials, nor the realm it names (issue 13.2)", async () => {
     const net = fakeNet({
-      'https://r.example': (r) => {
+      'https://r.example': (r): FakeAnswer => {
         if (!r.headers.authorization) return { status: 401, headers: { 'www-authenticate': 'Basic realm="r"' } }
         return { status: 307, headers: { location: 'https://cdn.example/blob?sig=1' } }
       },
