@@ -28,6 +28,8 @@ const LAYOUT_VERSION = '1.0.0'
 const MAX_INDEX_JSON = 64 * 1024 * 1024
 /** Prefix of temp files inside `blobs/<alg>/`; fsck and gc know to skip them. */
 export const TEMP_PREFIX = '.tmp-'
+/** The whole name of a blob temp file as ocikit makes them: the only files besides blobs that gc deletes. */
+const BLOB_TEMP_NAME = /^\.tmp-[0-9a-f]{16}$/
 
 /** Options of {@link OciLayout.writeBlob}. */
 export interface WriteBlobOptions extends IoOptions {
@@ -64,10 +66,31 @@ export class OciLayout implements BlobSource {
   static async open(dir: string): Promise<OciLayout> {
     const l = new OciLayout(dir)
     // Both are checked, the oci-layout file's verdict first when both fail.
-    const [layoutFile, index] = await Promise.allSettled([l.#checkLayoutFile(), l.readIndex()])
+    const [layoutFile, index, blobDirs] = await Promise.allSettled([l.#checkLayoutFile(), l.readIndex(), l.#checkBlobDirs()])
     if (layoutFile.status === 'rejected') throw layoutFile.reason
     if (index.status === 'rejected') throw index.reason
+    if (blobDirs.status === 'rejected') throw blobDirs.reason
     return l
+  }
+
+  /**
+   * Refuses (INVALID_LAYOUT) a layout whose `blobs/` or `blobs/<alg>/` is a symlink or not a
+   * directory: writes would land, and gc would delete, wherever the link leads.
+   */
+  async #checkBlobDirs(): Promise<void> {
+    const root = path.join(this.dir, 'blobs')
+    const refuse = (p: string, what: string) =>
+      new InvalidDocumentError('INVALID_LAYOUT', this.name, [`${p} is ${what}; ocikit reads and writes blobs only in real directories of the layout`])
+    const st = await fs.lstat(root).catch((e) => {
+      if (isErrno(e, 'ENOENT')) return undefined
+      throw e
+    })
+    if (!st) return
+    if (st.isSymbolicLink()) throw refuse(root, 'a symlink')
+    if (!st.isDirectory()) throw refuse(root, 'not a directory')
+    for (const e of await fs.readdir(root, { withFileTypes: true })) {
+      if (e.isSymbolicLink()) throw refuse(path.join(root, e.name), 'a symlink')
+    }
   }
 
   /**
@@ -138,6 +161,29 @@ export class OciLayout implements BlobSource {
     return path.join(this.dir, 'blobs', digestAlgorithm(d), digestHex(d))
   }
 
+  /**
+   * Marks a blob present as in use now (its mtime), so that gc's grace period covers a write
+   * that reuses it; true when it is present (with `size`, when given), false when it is not.
+   */
+  async renewBlob(digest: Digest, size?: number): Promise<boolean> {
+    const p = this.blobPath(digest)
+    const now = new Date()
+    try {
+      await fs.utimes(p, now, now)
+    } catch (e) {
+      if (isErrno(e, 'ENOENT')) return false
+      throw e
+    }
+    return this.hasBlob(digest, size)
+  }
+
+  /** The digests of `blobs` that are not present with their size. */
+  async missingBlobs(blobs: Iterable<{ digest: Digest; size?: number | undefined }>): Promise<Digest[]> {
+    const list = [...blobs]
+    const present = await Promise.all(list.map((b) => this.hasBlob(b.digest, b.size)))
+    return list.filter((_, i) => !present[i]).map((b) => b.digest)
+  }
+
   /** True when the blob is present (and, when `size` is given, has that size). */
   async hasBlob(digest: Digest, size?: number): Promise<boolean> {
     try {
@@ -204,12 +250,9 @@ export class OciLayout implements BlobSource {
    * On any failure the temp file is removed and nothing else changes.
    */
   async writeBlob(data: Readable | Uint8Array, expected?: Expected, o?: WriteBlobOptions): Promise<WrittenBlob> {
-    if (expected && (await this.hasBlob(expected.digest, expected.size))) {
+    if (expected && (await this.renewBlob(expected.digest, expected.size))) {
       if (data instanceof Readable) data.destroy()
-      const p = this.blobPath(expected.digest)
-      const now = new Date()
-      await fs.utimes(p, now, now).catch(() => {})
-      return { digest: expected.digest, size: (await fs.stat(p)).size, existed: true }
+      return { digest: expected.digest, size: expected.size ?? (await fs.stat(this.blobPath(expected.digest))).size, existed: true }
     }
     const alg = expected ? digestAlgorithm(expected.digest) : 'sha256'
     const dir = path.join(this.dir, 'blobs', alg)
@@ -277,23 +320,31 @@ export class OciLayout implements BlobSource {
     })
   }
 
-  /** Every digest under `blobs/`, with its size and mtime; temp files are listed separately. */
+  /**
+   * Every blob under `blobs/<alg>/`, with its size and mtime, and ocikit's own temp files there.
+   * Only regular files are listed (never a symlink, whatever it points at), and only those named
+   * like a blob of a known algorithm or like a temp file ocikit makes: everything else is left
+   * alone, since gc deletes what this lists. A `blobs/` or `blobs/<alg>/` that is a symlink is
+   * refused (INVALID_LAYOUT).
+   */
   async listBlobs(): Promise<{ blobs: { digest: Digest; size: number; mtimeMs: number }[]; temps: { path: string; mtimeMs: number }[] }> {
+    await this.#checkBlobDirs()
     const blobs: { digest: Digest; size: number; mtimeMs: number }[] = []
     const temps: { path: string; mtimeMs: number }[] = []
     const root = path.join(this.dir, 'blobs')
-    for (const alg of await fs.readdir(root).catch(() => [] as string[])) {
-      const dir = path.join(root, alg)
+    const algs = await fs.readdir(root, { withFileTypes: true }).catch(() => [])
+    for (const alg of algs.filter((a) => a.isDirectory())) {
+      const dir = path.join(root, alg.name)
       for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
         const p = path.join(dir, f)
-        const st = await fs.stat(p)
-        if (f.startsWith(TEMP_PREFIX)) temps.push({ path: p, mtimeMs: st.mtimeMs })
-        else if (st.isFile()) {
-          const d = `${alg}:${f}`
+        const st = await fs.lstat(p).catch(() => undefined) // gone meanwhile: nothing to list
+        if (!st?.isFile()) continue
+        if (BLOB_TEMP_NAME.test(f)) temps.push({ path: p, mtimeMs: st.mtimeMs })
+        else {
           try {
-            blobs.push({ digest: parseDigest(d), size: st.size, mtimeMs: st.mtimeMs })
+            blobs.push({ digest: parseDigest(`${alg.name}:${f}`), size: st.size, mtimeMs: st.mtimeMs })
           } catch {
-            // Not a blob name we know (another algorithm); leave it alone.
+            // Not a blob name we know (another algorithm, or not a digest); leave it alone.
           }
         }
       }

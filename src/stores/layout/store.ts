@@ -97,7 +97,7 @@ async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
         w.transfers.run(() =>
           limit(async () => {
             o.signal.throwIfAborted()
-            if (await layout.hasBlob(d.digest, d.size)) {
+            if (await layout.renewBlob(d.digest, d.size)) {
               o.onBlob?.({ digest: d.digest, size: d.size, existed: true })
               return
             }
@@ -139,22 +139,76 @@ async function writeIndexBlobs(w: LayoutWrite, idx: ImageIndex, depth = 0): Prom
   })
 }
 
+/** How many times a write puts back blobs that a concurrent gc deleted before it gives up. */
+const WRITE_ROUNDS = 3
+
+/** Thrown inside the index update when a blob the write needs is gone: the update is not made. */
+class BlobsGone {
+  readonly digests: Digest[]
+  constructor(digests: Digest[]) {
+    this.digests = digests
+  }
+}
+
 /**
  * Writes an image or index (every blob it reaches) into a layout, then records it in
  * `index.json`, tagged when `tag` is given (moving the tag if another image had it).
  * Blobs come first and the tag last, so a failure never leaves a tag without its blobs.
  * The first failure stops every other transfer of the write, and the write rejects (with that
  * failure) only once all of them have removed their temp files.
+ *
+ * With gc running beside it (docs/layers.md): every blob the write reuses has its mtime renewed,
+ * so gc's grace period covers it; and under the layout's lock, which gc holds for its whole run,
+ * the write checks that every blob it needs is still there before it records the entry. One
+ * that gc deleted meanwhile is written again (up to three rounds; then BLOB_UNKNOWN and no
+ * entry). So a write that succeeds leaves an entry whose every blob exists.
  */
 export async function writeToLayout(layout: OciLayout, x: ImageOrIndex, tag: string | undefined, o: LayoutWriteOptions = {}): Promise<Descriptor> {
+  let desc: Descriptor | undefined
+  for (let round = 1; ; round++) {
+    const needed = await writeBlobs(layout, x, o)
+    // After the blobs: describing a tagged image reads its config, which the write checks first.
+    desc ??= await describe(x, tag)
+    const entry = desc
+    try {
+      await layout.updateIndex(async (index) => {
+        const gone = await layout.missingBlobs(needed.values())
+        if (gone.length > 0) throw new BlobsGone(gone)
+        return addEntry(index, entry)
+      })
+      return entry
+    } catch (e) {
+      if (!(e instanceof BlobsGone)) throw e
+      if (round >= WRITE_ROUNDS) {
+        throw new NotFoundError(
+          'BLOB_UNKNOWN',
+          `${layout.name}: ${e.digests.length} blob(s) of the image (${e.digests[0]}...) were deleted while it was written, ${round} times (a gc running beside the write?); nothing was recorded`,
+        )
+      }
+    }
+  }
+}
+
+/** Writes every blob `x` reaches; returns each blob the entry needs (written, or found present and renewed). */
+async function writeBlobs(layout: OciLayout, x: ImageOrIndex, o: LayoutWriteOptions): Promise<Map<Digest, { digest: Digest; size: number }>> {
   const transfers = new TransferGroup(o.signal)
-  const w: LayoutWrite = { layout, o: { ...o, signal: transfers.signal }, transfers, limit: pLimit(o.concurrency ?? 4), blobs: new OncePerKey() }
+  const needed = new Map<Digest, { digest: Digest; size: number }>()
+  const onBlob: LayoutWriteOptions['onBlob'] = (b) => {
+    needed.set(b.digest, { digest: b.digest, size: b.size })
+    o.onBlob?.(b)
+  }
+  const w: LayoutWrite = { layout, o: { ...o, onBlob, signal: transfers.signal }, transfers, limit: pLimit(o.concurrency ?? 4), blobs: new OncePerKey() }
   try {
     if (x.kind === 'image') await writeImageBlobs(w, x)
     else await writeIndexBlobs(w, x)
   } catch (e) {
     throw await transfers.failed(e)
   }
+  return needed
+}
+
+/** The `index.json` entry for `x`: its descriptor, with its platform (a tagged image) and its tag. */
+async function describe(x: ImageOrIndex, tag: string | undefined): Promise<Descriptor> {
   const raw = await x.rawManifest()
   const desc: Descriptor = { mediaType: await x.mediaType(), digest: await x.digest(), size: raw.length }
   if (x.kind === 'image' && tag !== undefined && isImageConfigType((await x.manifest()).config.mediaType)) {
@@ -162,7 +216,6 @@ export async function writeToLayout(layout: OciLayout, x: ImageOrIndex, tag: str
     desc.platform = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }
   }
   if (tag !== undefined) desc.annotations = { [REF_NAME]: tag }
-  await layout.updateIndex((index) => addEntry(index, desc))
   return desc
 }
 

@@ -5,6 +5,7 @@ import { test } from 'node:test'
 import { fsck, gc, untag, write } from '../../../src/api.ts'
 import { isOcikitError } from '../../../src/errors.ts'
 import { randomImage, randomIndex } from '../../../src/image/memory.ts'
+import type { Image } from '../../../src/image/types.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
 
 const blob = (dir: string, digest: string) => path.join(dir, 'blobs', 'sha256', digest.slice(7))
@@ -80,4 +81,116 @@ test('gc refuses to run when a reachable manifest is missing, deleting nothing',
   const before = await snapshot(dir)
   await assert.rejects(gc(`oci:${dir}`, { graceMs: 0 }), (e) => isOcikitError(e, 'INVALID_LAYOUT') && /gc refused/.test(e.message) && /fsck/.test(e.message))
   assert.deepEqual(await snapshot(dir), before)
+})
+
+test('gc during a write: blobs the write reuses are renewed, so gc with its grace period keeps them (issue 13.7)', async (t) => {
+  const dir = await tempDir(t)
+  const img = await randomImage({ seed: 31, layers: 3 })
+  await write(`oci:${dir}:old`, img)
+  await untag(`oci:${dir}:old`)
+  // The blobs have lain unreferenced for an hour: older than gc's grace period.
+  const hourAgo = new Date(Date.now() - 3600_000)
+  for (const f of await fs.readdir(path.join(dir, 'blobs', 'sha256'))) await fs.utimes(path.join(dir, 'blobs', 'sha256', f), hourAgo, hourAgo)
+  // A write that reuses them all, with a gc (default grace) once it has passed over the layers.
+  const existed: boolean[] = []
+  let report: Awaited<ReturnType<typeof gc>> | undefined
+  const racing = racingGc(img, 4, async () => void (report = await gc(`oci:${dir}`)))
+  await write(`oci:${dir}:new`, racing, { onBlob: (b) => existed.push(b.existed) && racing.blobs++ })
+  // The config and the layers had been reused (and renewed) when gc ran; the manifest, not yet
+  // reached, was old, unreferenced and deleted, then written again.
+  assert.deepEqual(existed, [true, true, true, true, false])
+  assert.deepEqual(
+    report?.removed.map((b) => b.digest),
+    [await img.digest()],
+  )
+  const r = await fsck(`oci:${dir}`)
+  assert.equal(r.ok, true, JSON.stringify(r.problems))
+})
+
+/**
+ * `img`, whose writer runs `race` (once) when it asks for the manifest's bytes after `after`
+ * blobs were reported through `onBlob`: in the middle of a write, nothing tagged yet.
+ */
+function racingGc(img: Image, after: number, race: () => Promise<void>): Image & { blobs: number } {
+  let ran = false
+  const racing = {
+    kind: 'image' as const,
+    blobs: 0,
+    mediaType: () => img.mediaType(),
+    manifest: () => img.manifest(),
+    digest: () => img.digest(),
+    config: () => img.config(),
+    rawConfig: () => img.rawConfig(),
+    layers: () => img.layers(),
+    rawManifest: async () => {
+      if (!ran && racing.blobs >= after) {
+        ran = true
+        await race()
+      }
+      return img.rawManifest()
+    },
+  }
+  return racing
+}
+
+test('gc --grace 0 deleting blobs while a write runs: the write puts them back before it tags, and fsck is clean (issue 13.7)', async (t) => {
+  const dir = await tempDir(t)
+  const layout = `oci:${dir}`
+  await write(`${layout}:other`, await randomImage({ seed: 32, layers: 1 }))
+  const img = await randomImage({ seed: 33, layers: 3 })
+  // gc runs once the config and the three layers are in place, none of them referenced yet.
+  let removed = -1
+  const racing = racingGc(img, 4, async () => void (removed = (await gc(layout, { graceMs: 0 })).removed.length))
+  await write(`${layout}:v1`, racing, { onBlob: () => racing.blobs++ })
+  assert.ok(removed >= 3, `gc removed ${removed} blobs from under the write`)
+  const r = await fsck(layout)
+  assert.equal(r.ok, true, JSON.stringify(r.problems))
+  assert.equal(r.reachable, 1 + 1 + 1 + 1 + 1 + 3, 'both images, every blob')
+})
+
+test('a layout whose blobs/ is a symlink is refused: gc never deletes, and writes never land, where it leads (issue 13.8)', async (t) => {
+  const dir = await tempDir(t)
+  const elsewhere = await tempDir(t)
+  await write(`oci:${dir}:v1`, await randomImage({ seed: 34, layers: 1 }))
+  // The blobs move to a project directory, with an old temp-looking file and an unrelated one.
+  await fs.cp(path.join(dir, 'blobs'), elsewhere, { recursive: true })
+  await fs.rm(path.join(dir, 'blobs'), { recursive: true })
+  await fs.symlink(elsewhere, path.join(dir, 'blobs'))
+  const old = new Date(Date.now() - 3600_000)
+  for (const name of ['.tmp-0123456789abcdef', 'notes.txt']) {
+    await fs.writeFile(path.join(elsewhere, 'sha256', name), 'keep me')
+    await fs.utimes(path.join(elsewhere, 'sha256', name), old, old)
+  }
+  const before = await snapshot(elsewhere)
+  const refused = (e: unknown) => isOcikitError(e, 'INVALID_LAYOUT') && /blobs is a symlink/.test((e as Error).message)
+  await assert.rejects(gc(`oci:${dir}`, { graceMs: 0 }), refused)
+  await assert.rejects(write(`oci:${dir}:v2`, await randomImage({ seed: 35, layers: 1 })), refused)
+  assert.deepEqual(await snapshot(elsewhere), before, 'nothing outside the layout changed')
+})
+
+test('gc deletes only blobs and ocikit temp files: not symlinks, odd names or an algorithm directory that is a link (issue 13.8)', async (t) => {
+  const dir = await tempDir(t)
+  const outside = await tempDir(t)
+  await write(`oci:${dir}:v1`, await randomImage({ seed: 36, layers: 1 }))
+  const sha = path.join(dir, 'blobs', 'sha256')
+  const old = new Date(Date.now() - 3600_000)
+  await fs.writeFile(path.join(outside, 'precious'), 'x')
+  const unref = 'f'.repeat(64)
+  await fs.writeFile(path.join(sha, unref), 'unreferenced')
+  await fs.writeFile(path.join(sha, '.tmp-0123456789abcdef'), 'abandoned')
+  await fs.writeFile(path.join(sha, '.tmp-mine'), 'not ours')
+  await fs.writeFile(path.join(sha, 'README'), 'not a blob')
+  await fs.symlink(path.join(outside, 'precious'), path.join(sha, 'e'.repeat(64)))
+  for (const f of [unref, '.tmp-0123456789abcdef', '.tmp-mine', 'README']) await fs.utimes(path.join(sha, f), old, old)
+  const r = await gc(`oci:${dir}`)
+  assert.deepEqual(
+    r.removed.map((b) => b.digest),
+    [`sha256:${unref}`],
+  )
+  assert.equal(r.tempsRemoved, 1)
+  assert.deepEqual((await fs.readdir(sha)).filter((f) => !/^[0-9a-f]{64}$/.test(f) || f === 'e'.repeat(64)).sort(), ['.tmp-mine', 'README', 'e'.repeat(64)])
+  assert.equal(await fs.readFile(path.join(outside, 'precious'), 'utf8'), 'x')
+  // An algorithm directory that is a link: refused.
+  await fs.symlink(outside, path.join(dir, 'blobs', 'sha512'))
+  await assert.rejects(gc(`oci:${dir}`), (e) => isOcikitError(e, 'INVALID_LAYOUT') && /sha512 is a symlink/.test((e as Error).message))
 })
