@@ -20,6 +20,9 @@ const MAX_CHUNK = 256 << 20
 /** The most pages of tags or catalog followed (10,000: at a page of 100, a million names). */
 const MAX_PAGES = 10_000
 
+/** The most names a tag list or catalog may hold, over all its pages (more is TOO_LARGE). */
+export const MAX_LISTED_NAMES = 1_000_000
+
 /** What manifests ocikit asks registries for. */
 export const MANIFEST_ACCEPT = [MediaType.ociIndex, MediaType.ociManifest, MediaType.dockerManifestList, MediaType.dockerManifest].join(', ')
 
@@ -449,7 +452,11 @@ export class RegistryClient {
       }
       if (typeof body !== 'object' || body === null) throw new RegistryError('REGISTRY_ERROR', `${what}: the answer is not a JSON object`, res.status)
       const items = (body as Record<string, unknown>)[field]
-      if (Array.isArray(items)) out.push(...items.filter((x): x is string => typeof x === 'string'))
+      if (Array.isArray(items)) {
+        // One by one: spreading a page of millions into push() overflows the call stack.
+        for (const x of items) if (typeof x === 'string') out.push(x)
+        if (out.length > MAX_LISTED_NAMES) throw new RegistryError('TOO_LARGE', `${what}: more than ${MAX_LISTED_NAMES} names`, res.status)
+      }
       const link = res.headers.get('link')
       const next = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] : undefined
       path = next ? serverUrl(next, res.url || this.t.base, `${what}: the next page link`).toString() : undefined
