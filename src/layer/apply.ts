@@ -92,7 +92,12 @@ class Applier {
   readonly created = new Set<string>()
   /** Directories (relative) under which this layer wrote something. */
   readonly holdsCreated = new Set<string>()
-  readonly dirTimes: { path: string; mtime: Date }[] = []
+  /**
+   * Each directory's time, to set once the layer is done: one record per directory however many
+   * entries name it (a layer of a million `d/` entries keeps one), the last entry's time winning.
+   * Kept in the order of their last entry, so that reversed it is deepest first.
+   */
+  readonly dirTimes = new Map<string, number>()
   readonly isRoot = process.getuid?.() === 0
   readonly restoreOwnership: boolean
   #noticed = new Set<string>()
@@ -225,7 +230,8 @@ class Applier {
         await this.owner(target, header) // before chmod: chown clears setuid and setgid
         await this.xattrs(target, rel, xattrs)
         await fs.chmod(target, mode)
-        this.dirTimes.push({ path: target, mtime })
+        this.dirTimes.delete(target) // re-added at the end: its last entry's place in the order
+        this.dirTimes.set(target, mtime.getTime())
         return
       }
       case 'file':
@@ -340,9 +346,10 @@ class Applier {
     // entry of the layer may have replaced the directory, or one above it, with a symlink: the
     // recorded path (a real path inside the root when recorded) is used only while it still
     // resolves to itself, so the times never land outside the root.
-    for (const d of this.dirTimes.reverse()) {
-      const real = await fs.realpath(d.path).catch(() => undefined)
-      if (real === d.path) await fs.lutimes(d.path, d.mtime, d.mtime).catch(() => {})
+    for (const [dir, ms] of [...this.dirTimes].reverse()) {
+      const real = await fs.realpath(dir).catch(() => undefined)
+      const mtime = new Date(ms)
+      if (real === dir) await fs.lutimes(dir, mtime, mtime).catch(() => {})
     }
   }
 }

@@ -3,6 +3,8 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { Readable } from 'node:stream'
 import { test } from 'node:test'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import zlib from 'node:zlib'
 import tarStream from 'tar-stream'
 import { digestOf } from '../../src/digest.ts'
@@ -369,4 +371,34 @@ test('a tar that ends right after its last file (as umoci 0.4.7 writes them) sti
   const cut = full.subarray(0, 512 + 5)
   await applyTar(Readable.from([cut]), root)
   assert.equal(await fs.readFile(path.join(root, 'a'), 'utf8'), 'hello')
+})
+
+test('a layer of 60,000 entries for one directory keeps one record of it, not one per entry (issue 13.11)', { timeout: 120_000 }, async (t) => {
+  const dir = await tempDir(t)
+  const one = await rawTar([{ name: 'd/', type: 'directory', mtime: new Date(1000_000) }])
+  const header = one.subarray(0, 512) // the rest is the end-of-archive blocks
+  v8.setFlagsFromString('--expose-gc')
+  const collect = vm.runInNewContext('gc') as () => void
+  const N = 60_000
+  let before = 0
+  let grown = 0
+  async function* entries() {
+    collect()
+    before = process.memoryUsage().heapUsed
+    for (let i = 0; i < N; i++) {
+      yield header
+      // Sampled just before the end: everything the applier kept per entry is still held.
+      if (i === N - 1) {
+        await new Promise((r) => setImmediate(r))
+        collect()
+        grown = process.memoryUsage().heapUsed - before
+      }
+    }
+    yield one.subarray(512)
+  }
+  const stats = await applyTar(Readable.from(entries(), { objectMode: false }), dir)
+  assert.equal(stats.entries, N)
+  assert.equal((await fs.stat(path.join(dir, 'd'))).mtimeMs, 1000_000, 'the time is set, once')
+  // One record per entry held about 6 MB here (a path and a Date each); one per directory, nothing.
+  assert.ok(grown < 2_000_000, `the heap grew by ${grown} bytes over ${N} entries`)
 })
