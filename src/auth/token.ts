@@ -37,6 +37,8 @@ interface Cached {
 }
 
 const MAX_TOKEN_RESPONSE = 1 << 20
+/** A token request, answer included, must be over within this (then it fails as a network error). */
+const TOKEN_DEADLINE_MS = 60_000
 
 /** A cache of bearer tokens; one per process is enough. */
 export class TokenCache {
@@ -54,7 +56,7 @@ export class TokenCache {
   async #send(start: URL, init: HttpRequestInit, registry: string): Promise<HttpResponse> {
     let url = start
     for (let hop = 0; ; hop++) {
-      const res = await this.#http(url, init)
+      const res = await this.#http(url, { ...init, deadlineMs: TOKEN_DEADLINE_MS })
       const location = res.headers.get('location')
       if (!location || ![301, 302, 303, 307, 308].includes(res.status) || hop >= 5) return res
       await res.body.cancel()

@@ -17,10 +17,11 @@ export function jsonOption(): Option {
 
 /** Registry options from the global flags (`--insecure HOST`), with notices and retries shown on stderr. */
 export function registryOptions(program: Command): RegistryOptions {
-  const g = program.opts<{ insecure?: string[]; caFile?: string }>()
+  const g = program.opts<{ insecure?: string[]; caFile?: string; timeout?: number }>()
   return {
     insecure: g.insecure ?? [],
     caFile: g.caFile,
+    stallTimeoutMs: g.timeout === undefined ? undefined : g.timeout * 1000,
     onNotice: printNotice,
     onRetry: (r) =>
       process.stderr.write(`ocikit: ${printable(`${r.url}: ${r.reason}`)}; retrying in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt + 1})\n`),

@@ -1,6 +1,6 @@
 /** The ocikit command line: argument parsing only; every command is one call into the library. */
 import { readFileSync } from 'node:fs'
-import { Command } from 'commander'
+import { Command, InvalidArgumentError, Option } from 'commander'
 import { register as registerAppend } from './commands/append.ts'
 import { register as registerCheck } from './commands/check.ts'
 import { register as registerCopy } from './commands/copy.ts'
@@ -48,8 +48,17 @@ const COMMANDS: readonly [names: readonly string[], register: (program: Command)
   [['tags', 'referrers', 'catalog', 'delete', 'login', 'logout'], registerRegistry],
 ]
 
+/** A parser of a number of seconds greater than 0 (up to a day), for `flag`. */
+function positiveSeconds(flag: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v)
+    if (!Number.isFinite(n) || n <= 0 || n > 86_400) throw new InvalidArgumentError(`${flag} takes a number of seconds above 0 (up to 86400), not '${v}'`)
+    return n
+  }
+}
+
 /** Global options that take a value in the next argument. */
-const GLOBAL_WITH_VALUE = new Set(['--ca-file', '--insecure'])
+const GLOBAL_WITH_VALUE = new Set(['--ca-file', '--insecure', '--timeout'])
 
 /** The command named in `argv` (as in `process.argv`), or undefined when there is none. */
 function commandIn(argv: readonly string[]): string | undefined {
@@ -79,6 +88,11 @@ export function buildProgram(argv?: readonly string[]): Command {
       '--insecure <host>',
       'reach this registry host over plain HTTP (repeatable; localhost, 127.0.0.1 and [::1] always are)',
       (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .addOption(
+      new Option('--timeout <seconds>', 'give up on (and retry) a registry request that moves less than 1 KiB in this long while waiting on the network')
+        .default(30)
+        .argParser(positiveSeconds('--timeout')),
     )
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', NAMES)

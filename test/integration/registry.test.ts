@@ -281,7 +281,7 @@ describe('registry: responses no registry should send (fake server)', () => {
     assert.equal(requests, 3)
   })
 
-  test('a registry that goes silent is a network error after the idle timeout, retried, and connections are reused', async (t) => {
+  test('a registry that goes silent is a network error after the stall timeout, retried, and connections are reused', async (t) => {
     let hits = 0
     const sockets = new Set<unknown>()
     const host = await fake(t, (req, res) => {
@@ -290,13 +290,13 @@ describe('registry: responses no registry should send (fake server)', () => {
       if (req.url?.includes('/manifests/silent')) return // never answers
       res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(manifest)
     })
-    const c = new RegistryClient(host, 'app', { ...fast, attempts: 2, http: createHttpClient({ idleTimeoutMs: 150 }) })
+    const c = new RegistryClient(host, 'app', { ...fast, attempts: 2, http: createHttpClient({ stallTimeoutMs: 150 }) })
     await c.manifest('v1')
     await c.manifest('v1')
     assert.equal(sockets.size, 1, 'keep-alive: one connection for both requests')
     await assert.rejects(
       c.manifest('silent'),
-      (e) => isOcikitError(e, 'NETWORK_ERROR') && /after 2 attempt/.test(e.message) && /no data for 0.15 s/.test(e.message),
+      (e) => isOcikitError(e, 'NETWORK_ERROR') && /after 2 attempt/.test(e.message) && /stalled: less than 1 KiB moved in 0.15 s/.test(e.message),
     )
     assert.equal(hits, 4)
   })

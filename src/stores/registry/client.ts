@@ -223,7 +223,7 @@ export class RegistryClient {
    */
   async openBlob(d: Descriptor, o: IoOptions = {}): Promise<Readable> {
     const path = `${this.repository}/blobs/${d.digest}`
-    const first = await this.t.request({ method: 'GET', path, scope: this.#pull(), ok: [200], signal: o.signal })
+    const first = await this.t.request({ method: 'GET', path, scope: this.#pull(), ok: [200], signal: o.signal, streaming: true })
     const t = this.t
     const attempts = t.o.attempts ?? 5
     const pull = this.#pull()
@@ -240,7 +240,7 @@ export class RegistryClient {
         } catch (e) {
           if (o.signal?.aborted || attempt >= attempts || got >= d.size) throw bodyError(e, `${t.registry}: blob ${d.digest}, after ${attempt} attempt(s)`)
           const headers = { range: `bytes=${got}-` }
-          const res = await t.request({ method: 'GET', path, headers, scope: pull, ok: [200, 206], signal: o.signal })
+          const res = await t.request({ method: 'GET', path, headers, scope: pull, ok: [200, 206], signal: o.signal, streaming: true })
           // A server that ignores the range sends it all again: skip what we already have.
           source = res.status === 200 ? skipping(res.body, got) : res.body
         }
@@ -356,6 +356,7 @@ export class RegistryClient {
           ok: [201, 204],
           retry: false,
           signal: o.signal,
+          streaming: true,
         })
         await res.body.cancel()
         return
@@ -393,6 +394,7 @@ export class RegistryClient {
         ok: [202],
         retry: true,
         signal: o.signal,
+        streaming: true,
       })
       await res.body.cancel()
       location = this.#location(res)

@@ -39,6 +39,12 @@ export interface HttpRequestInit {
   headers?: Record<string, string> | undefined
   body?: HttpRequestBody | undefined
   signal?: AbortSignal | undefined
+  /**
+   * The whole exchange (connecting, sending, the answer's headers and its body) must be over
+   * within this many ms, or the request fails as a network error. For documents; blob transfers,
+   * whose length is unbounded, leave it out and are bounded by the stall timeout.
+   */
+  deadlineMs?: number | undefined
 }
 
 /** Sends one request and resolves when the response headers have arrived. */
@@ -49,12 +55,20 @@ export interface HttpClientOptions {
   /** PEM file of CA certificates to trust for HTTPS (only these are trusted then). */
   caFile?: string | undefined
   /**
-   * A connection that is silent this long fails, and is retried like any network error
-   * (default 5 minutes: a registry may take minutes to verify and store a large blob before it
-   * answers the upload, as with undici's default headers timeout).
+   * A request fails, as a network error that is retried, when fewer than 1 KiB moved in either
+   * direction over this many ms while it waited on the network: connecting, sending, waiting for
+   * the answer, or reading an answer its reader is waiting for (default 30 s). A reader or a
+   * request body that is slow itself (back-pressure) is not a stall. So a server that never
+   * answers, or trickles a byte a second, is given up on, however long the transfer.
    */
-  idleTimeoutMs?: number | undefined
+  stallTimeoutMs?: number | undefined
 }
+
+/** The default of {@link HttpClientOptions.stallTimeoutMs}. */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000
+
+/** Fewer bytes than this in a stall window is a stall. */
+const STALL_MIN_BYTES = 1024
 
 /** Bodies shorter than this are read to the end on cancel, so their connection can be reused. */
 const DRAIN_LIMIT = 64 * 1024
@@ -172,7 +186,7 @@ const clients = new Map<string, HttpSend>()
  * that talks to the same registry shares its connections.
  */
 export function httpClient(o: HttpClientOptions = {}): HttpSend {
-  const key = `${o.caFile ?? ''}|${o.idleTimeoutMs ?? ''}`
+  const key = `${o.caFile ?? ''}|${o.stallTimeoutMs ?? ''}`
   let send = clients.get(key)
   if (!send) {
     send = createHttpClient(o)
@@ -196,7 +210,7 @@ export function createHttpClient(o: HttpClientOptions = {}): HttpSend {
   // Node's bundled undici (another 15 ms).
   let plain: { mod: typeof http; agent: http.Agent } | undefined
   let secure: { mod: typeof https; agent: https.Agent } | undefined
-  const timeout = o.idleTimeoutMs ?? 300_000
+  const stallMs = o.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS
   return async (url, init = {}) => {
     let mod: typeof http | typeof https
     let agent: http.Agent
@@ -219,15 +233,16 @@ export function createHttpClient(o: HttpClientOptions = {}): HttpSend {
         headers: init.headers,
         agent,
         signal: init.signal,
-        timeout,
       })
-      req.on('timeout', () => req.destroy(new Error(`no data for ${timeout / 1000} s`)))
       let answered = false
+      const watch = watchdog(req, stallMs, init.deadlineMs)
       req.on('error', (e) => {
+        watch.stop()
         if (!answered) reject(e)
       })
       req.on('response', (msg) => {
         answered = true
+        watch.answer(msg)
         resolve(responseOf(msg, url, init.method ?? 'GET'))
       })
       const body = init.body
@@ -238,6 +253,48 @@ export function createHttpClient(o: HttpClientOptions = {}): HttpSend {
         sendBody(body, req)
       } else req.end(body)
     })
+  }
+}
+
+/**
+ * Ends a request that stalls or outlives its deadline (see {@link HttpClientOptions.stallTimeoutMs}
+ * and {@link HttpRequestInit.deadlineMs}) by destroying it with an error that says which; the
+ * answer's body then fails with that error too. Stops when the answer has been read or the
+ * request fails. Its timers never keep the process alive.
+ */
+function watchdog(req: ClientRequest, stallMs: number, deadlineMs: number | undefined) {
+  let msg: http.IncomingMessage | undefined
+  const moved = () => (req.socket ? req.socket.bytesRead + req.socket.bytesWritten : 0)
+  // Waiting on the network, not on our own side: connecting or sending into a full socket, the
+  // answer not there yet once everything was sent, or an answer whose reader wants more.
+  const waiting = () => {
+    if (!msg) return !req.socket || req.writableNeedDrain || req.writableEnded
+    // All of it arrived, or a full buffer: the reader is the slow one.
+    return !msg.complete && msg.readableLength < msg.readableHighWaterMark
+  }
+  // Once there is an answer, its body carries the error to whoever reads it.
+  const fail = (e: Error) => (msg ?? req).destroy(e)
+  let last = 0
+  const stall = setInterval(() => {
+    const now = moved()
+    if (now - last < STALL_MIN_BYTES && waiting()) fail(new Error(`stalled: less than 1 KiB moved in ${stallMs / 1000} s`))
+    last = now
+  }, stallMs)
+  stall.unref()
+  const deadline = deadlineMs === undefined ? undefined : setTimeout(() => fail(new Error(`no complete answer within ${deadlineMs / 1000} s`)), deadlineMs)
+  deadline?.unref()
+  const stop = () => {
+    clearInterval(stall)
+    if (deadline) clearTimeout(deadline)
+  }
+  return {
+    stop,
+    answer(m: http.IncomingMessage) {
+      msg = m
+      last = moved()
+      m.once('end', stop)
+      m.once('close', stop)
+    },
   }
 }
 

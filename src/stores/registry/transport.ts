@@ -26,6 +26,17 @@ export interface RegistryOptions {
   credentials?: CredentialProvider | undefined
   /** Attempts per request on transient failures (default 5). */
   attempts?: number | undefined
+  /**
+   * A request that moves less than 1 KiB over this many ms while waiting on the network fails
+   * and is retried (default 30 s; see `HttpClientOptions.stallTimeoutMs`). Ignored with `http`.
+   */
+  stallTimeoutMs?: number | undefined
+  /**
+   * A document request (a manifest, a token, a tag page, an upload's start or end, a HEAD) fails
+   * and is retried when it is not over within this many ms (default 60 s). Blob transfers are
+   * bounded by the stall timeout instead.
+   */
+  requestTimeoutMs?: number | undefined
   /** First backoff delay in ms (default 250; doubled each time, with jitter, at most 10 s). */
   backoffMs?: number | undefined
   /** Blobs transferred at once (default 4). */
@@ -40,6 +51,9 @@ export interface RegistryOptions {
 }
 
 const MAX_REDIRECTS = 5
+
+/** The default of {@link RegistryOptions.requestTimeoutMs}. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 60_000
 
 const tokenCaches = new WeakMap<HttpSend, TokenCache>()
 
@@ -64,6 +78,11 @@ export interface RegistryRequest {
   ok: readonly number[]
   /** Whether a failure may be retried by sending again (default: not for POST/PATCH). */
   retry?: boolean | undefined
+  /**
+   * A blob transfer, whose length has no bound: no total deadline, only the stall timeout.
+   * Without it, the request must be over within `requestTimeoutMs`.
+   */
+  streaming?: boolean | undefined
   signal?: AbortSignal | undefined
 }
 
@@ -88,7 +107,7 @@ export class RegistryTransport {
     const plain = o.caFile === undefined && (isLoopback(host) || (o.insecure ?? []).includes(registry))
     this.base = `${plain ? 'http' : 'https'}://${host}`
     this.#origin = new URL(this.base).origin
-    this.#http = o.http ?? httpClient({ caFile: o.caFile })
+    this.#http = o.http ?? httpClient({ caFile: o.caFile, stallTimeoutMs: o.stallTimeoutMs })
     let cache = tokenCaches.get(this.#http)
     if (!cache) {
       cache = new TokenCache(this.#http)
@@ -194,6 +213,8 @@ export class RegistryTransport {
         if (req.signal?.aborted) throw new AbortedError(`${req.method} ${url}`, { cause: e })
         // Our own errors (a digest mismatch in an upload's source, say) are not the network's.
         if (e instanceof OcikitError && !(e instanceof RegistryError && e.code === 'NETWORK_ERROR')) throw e
+        const unreachable = this.#unreachable(e, url)
+        if (unreachable && attempt >= unreachable.attempts) throw new RegistryError('NETWORK_ERROR', unreachable.message, 0, [], { cause: e })
         if (attempt >= attempts) {
           throw new RegistryError(
             'NETWORK_ERROR',
@@ -263,6 +284,26 @@ export class RegistryTransport {
     }
   }
 
+  /**
+   * For a failure that sending again cannot mend soon, what to say and how many attempts it is
+   * worth: an unknown host or a certificate that is not trusted at once; a refused connection at
+   * once on this machine (nothing listens there), after one retry elsewhere. Undefined for
+   * failures that may pass (a reset, a stall, a timeout).
+   */
+  #unreachable(e: unknown, url: URL): { message: string; attempts: number } | undefined {
+    const code = String((e as NodeJS.ErrnoException)?.code ?? '')
+    const at = `${this.registry}: the registry is not reachable at ${url.origin}`
+    if (code === 'ENOTFOUND' || code === 'EAI_NONAME') return { message: `${at}: unknown host ${url.hostname}`, attempts: 1 }
+    if (code === 'ECONNREFUSED') {
+      const where = isLoopback(url.host) ? 'is a registry running on that port?' : 'is the host and port right?'
+      return { message: `${at}: connection refused (${where})`, attempts: isLoopback(url.host) ? 1 : 2 }
+    }
+    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_SSL|ERR_TLS/.test(code)) {
+      return { message: `${at}: TLS failed (${code}); trust its CA with --ca-file PEM, or reach it over plain HTTP with --insecure ${this.registry}`, attempts: 1 }
+    }
+    return undefined
+  }
+
   /** A URL for messages: its path on the registry, or origin and path elsewhere (never the query: it may hold a signature). */
   #where(url: URL): string {
     return url.origin === this.#origin ? url.pathname : `${url.origin}${url.pathname}`
@@ -290,7 +331,8 @@ export class RegistryTransport {
         authorized = auth !== undefined
       }
       const body = req.body ? await req.body() : undefined
-      const res = await this.#http(url, { method: req.method, headers, body, signal: req.signal })
+      const deadlineMs = req.streaming ? undefined : (this.o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS)
+      const res = await this.#http(url, { method: req.method, headers, body, signal: req.signal, deadlineMs })
       const location = res.headers.get('location')
       if ([301, 302, 303, 307, 308].includes(res.status) && location && (req.method === 'GET' || req.method === 'HEAD')) {
         await res.body.cancel()

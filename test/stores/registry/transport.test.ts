@@ -8,6 +8,7 @@ import { describe, test } from 'node:test'
 import { isOcikitError } from '../../../src/errors.ts'
 import { RegistryTransport } from '../../../src/stores/registry/transport.ts'
 import { type FakeAnswer, type FakeRequest, fakeNet, tokenAnswer } from '../../helpers/fake-net.ts'
+import { freePort } from '../../helpers/registry.ts'
 
 const ok = { status: 200, body: '{}' }
 const get = (t: RegistryTransport, path = 'app/manifests/v1', scope = 'repository:app:pull') =>
@@ -108,5 +109,47 @@ describe('registry transport: credentials stay with their registry', () => {
     await get(new RegistryTransport('r.example', { http: net.send, credentials, insecure: ['auth.example'] }))
     // Anonymous: there is no secret to protect.
     await get(new RegistryTransport('r.example', { http: net.send, credentials: async () => undefined }))
+  })
+})
+
+describe('registry transport: what is retried', () => {
+  test('a refused connection to a loopback registry fails at once, saying the registry is not reachable (issue 13.9)', async () => {
+    const port = await freePort() // nothing listens there
+    const started = Date.now()
+    const retries: unknown[] = []
+    const t = new RegistryTransport(`127.0.0.1:${port}`, { onRetry: (r) => retries.push(r) })
+    await assert.rejects(
+      get(t),
+      (e) => isOcikitError(e, 'NETWORK_ERROR') && e.message.includes(`not reachable at http://127.0.0.1:${port}`) && /connection refused/.test(e.message),
+    )
+    assert.deepEqual(retries, [])
+    assert.ok(Date.now() - started < 1000)
+  })
+
+  test('an unknown host fails at once; a refused connection elsewhere is tried twice; a reset is retried (issue 13.9)', async () => {
+    const fail = (code: string) => () => {
+      throw Object.assign(new Error(`${code} r.example`), { code })
+    }
+    const net = fakeNet({ 'https://unknown.example': fail('ENOTFOUND'), 'https://refused.example': fail('ECONNREFUSED'), 'https://reset.example': fail('ECONNRESET') })
+    const tries = (host: string) => net.log.filter((r) => r.url.host === host).length
+    const o = { http: net.send, backoffMs: 1, attempts: 4 }
+    await assert.rejects(get(new RegistryTransport('unknown.example', o)), (e) => isOcikitError(e, 'NETWORK_ERROR') && /unknown host unknown\.example/.test(e.message))
+    await assert.rejects(get(new RegistryTransport('refused.example', o)), (e) => isOcikitError(e, 'NETWORK_ERROR') && /connection refused/.test(e.message))
+    await assert.rejects(get(new RegistryTransport('reset.example', o)), (e) => isOcikitError(e, 'NETWORK_ERROR') && /after 4 attempt/.test(e.message))
+    assert.deepEqual([tries('unknown.example'), tries('refused.example'), tries('reset.example')], [1, 2, 4])
+  })
+
+  test('document requests carry the total deadline, blob transfers do not (issue 13.9)', async () => {
+    const seen: (number | undefined)[] = []
+    const t = new RegistryTransport('r.example', {
+      requestTimeoutMs: 1234,
+      http: async (url, init) => {
+        seen.push(init?.deadlineMs)
+        return fakeNet({ 'https://r.example': () => ok }).send(url, init)
+      },
+    })
+    await get(t)
+    await t.request({ method: 'GET', path: 'app/blobs/sha256:00', ok: [200], streaming: true }).then((r) => r.body.cancel())
+    assert.deepEqual(seen, [1234, undefined])
   })
 })
