@@ -25,6 +25,8 @@ export interface TestRegistry {
   tokenRequests: { scope: string[]; user: string | undefined }[]
   /** The certificate to trust, for a TLS registry. */
   caFile?: string | undefined
+  /** The token realm and service the registry's challenges name (token auth only). */
+  token?: { realm: string; service: string } | undefined
 }
 
 /** A free TCP port on 127.0.0.1. */
@@ -119,12 +121,14 @@ export async function startRegistry(
   const users = o.users ?? { alice: 'wonderland' }
   const tokenRequests: TestRegistry['tokenRequests'] = []
   let auth = ''
+  let token: TestRegistry['token']
   if (o.auth === 'htpasswd') {
     const lines = await Promise.all(Object.entries(users).map(async ([u, p]) => (await run('htpasswd', ['-Bbn', u, p])).stdout.trim()))
     await fs.writeFile(path.join(dir, 'htpasswd'), `${lines.join('\n')}\n`)
     auth = `auth:\n  htpasswd:\n    realm: test-realm\n    path: ${path.join(dir, 'htpasswd')}\n`
   } else if (o.auth === 'token') {
     const { realm, cert } = await startTokenServer(t, dir, users, tokenRequests)
+    token = { realm, service: 'test-registry' }
     auth = `auth:\n  token:\n    realm: ${realm}\n    service: test-registry\n    issuer: ocikit-test\n    rootcertbundle: ${cert}\n`
   }
   let tls = ''
@@ -202,5 +206,5 @@ ${tls}${auth}`
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`docker-registry did not start: ${stderr.slice(-2000)}`)
     await new Promise((r) => setTimeout(r, 100))
   }
-  return { host: `127.0.0.1:${port}`, tokenRequests, caFile }
+  return { host: `127.0.0.1:${port}`, tokenRequests, caFile, token }
 }

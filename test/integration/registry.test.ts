@@ -197,6 +197,34 @@ async function runWithStdin(args: string[], input: string, env: NodeJS.ProcessEn
   })
 }
 
+describe('registry: tokens from a real token service stay with their registry', needPeers('docker-registry', 'htpasswd', 'openssl'), () => {
+  test("a registry that names another's realm and service never gets the other's token (issue 13.1)", async (t) => {
+    const a = await startRegistry(t, { auth: 'token' })
+    const { realm, service } = a.token as { realm: string; service: string }
+    await write(`${a.host}/app:v1`, await randomImage({ seed: 41, layers: 1 }), { registry: { credentials: alice, ...fast } })
+    // B answers every request without a token the way A does, and records the tokens it is sent.
+    const received: string[] = []
+    const b = http.createServer((req, res) => {
+      const auth = req.headers.authorization
+      if (!auth?.startsWith('Bearer ')) return void res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="${service}"` }).end()
+      received.push(auth.slice(7))
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"BLOB_UNKNOWN"}]}')
+    })
+    await new Promise<void>((done) => b.listen(0, '127.0.0.1', done))
+    t.after(() => b.close())
+    const bHost = `127.0.0.1:${(b.address() as import('node:net').AddressInfo).port}`
+    const credentials = async (host: string) => (host === a.host ? alice() : undefined)
+    // One process, one token cache: A's pull token is cached, then B is asked for a push and a pull.
+    await read(`${a.host}/app:v1`, { registry: { credentials, ...fast } })
+    const c = new RegistryClient(bHost, 'app', { credentials, ...fast })
+    await c.uploadBlob({ mediaType: 'application/octet-stream', digest: digestOf('x'), size: 1 }, async () => Readable.from([Buffer.from('x')])).catch(() => {})
+    await c.hasBlob(digestOf('y'))
+    assert.ok(received.length >= 2, `B was sent ${received.length} tokens`)
+    const subjects = received.map((tok) => JSON.parse(Buffer.from(tok.split('.')[1] as string, 'base64url').toString()).sub)
+    assert.ok(!subjects.includes('alice'), `B was sent tokens for: ${subjects.join(', ')}`)
+  })
+})
+
 describe('registry: responses no registry should send (fake server)', () => {
   async function fake(t: import('node:test').TestContext, handler: http.RequestListener): Promise<string> {
     const server = http.createServer(handler)

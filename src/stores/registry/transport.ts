@@ -299,7 +299,10 @@ export class RegistryTransport {
       return { message: `${at}: connection refused (${where})`, attempts: isLoopback(url.host) ? 1 : 2 }
     }
     if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_SSL|ERR_TLS/.test(code)) {
-      return { message: `${at}: TLS failed (${code}); trust its CA with --ca-file PEM, or reach it over plain HTTP with --insecure ${this.registry}`, attempts: 1 }
+      return {
+        message: `${at}: TLS failed (${code}); trust its CA with --ca-file PEM, or reach it over plain HTTP with --insecure ${this.registry}`,
+        attempts: 1,
+      }
     }
     return undefined
   }

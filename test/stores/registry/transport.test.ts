@@ -130,10 +130,17 @@ describe('registry transport: what is retried', () => {
     const fail = (code: string) => () => {
       throw Object.assign(new Error(`${code} r.example`), { code })
     }
-    const net = fakeNet({ 'https://unknown.example': fail('ENOTFOUND'), 'https://refused.example': fail('ECONNREFUSED'), 'https://reset.example': fail('ECONNRESET') })
+    const net = fakeNet({
+      'https://unknown.example': fail('ENOTFOUND'),
+      'https://refused.example': fail('ECONNREFUSED'),
+      'https://reset.example': fail('ECONNRESET'),
+    })
     const tries = (host: string) => net.log.filter((r) => r.url.host === host).length
     const o = { http: net.send, backoffMs: 1, attempts: 4 }
-    await assert.rejects(get(new RegistryTransport('unknown.example', o)), (e) => isOcikitError(e, 'NETWORK_ERROR') && /unknown host unknown\.example/.test(e.message))
+    await assert.rejects(
+      get(new RegistryTransport('unknown.example', o)),
+      (e) => isOcikitError(e, 'NETWORK_ERROR') && /unknown host unknown\.example/.test(e.message),
+    )
     await assert.rejects(get(new RegistryTransport('refused.example', o)), (e) => isOcikitError(e, 'NETWORK_ERROR') && /connection refused/.test(e.message))
     await assert.rejects(get(new RegistryTransport('reset.example', o)), (e) => isOcikitError(e, 'NETWORK_ERROR') && /after 4 attempt/.test(e.message))
     assert.deepEqual([tries('unknown.example'), tries('refused.example'), tries('reset.example')], [1, 2, 4])
