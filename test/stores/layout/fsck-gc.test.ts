@@ -94,7 +94,9 @@ test('gc during a write: blobs the write reuses are renewed, so gc with its grac
   // A write that reuses them all, with a gc (default grace) once it has passed over the layers.
   const existed: boolean[] = []
   let report: Awaited<ReturnType<typeof gc>> | undefined
-  const racing = racingGc(img, 4, async () => void (report = await gc(`oci:${dir}`)))
+  const racing = racingGc(img, 4, async () => {
+    report = await gc(`oci:${dir}`)
+  })
   await write(`oci:${dir}:new`, racing, { onBlob: (b) => existed.push(b.existed) && racing.blobs++ })
   // The config and the layers had been reused (and renewed) when gc ran; the manifest, not yet
   // reached, was old, unreferenced and deleted, then written again.
@@ -140,7 +142,9 @@ test('gc --grace 0 deleting blobs while a write runs: the write puts them back b
   const img = await randomImage({ seed: 33, layers: 3 })
   // gc runs once the config and the three layers are in place, none of them referenced yet.
   let removed = -1
-  const racing = racingGc(img, 4, async () => void (removed = (await gc(layout, { graceMs: 0 })).removed.length))
+  const racing = racingGc(img, 4, async () => {
+    removed = (await gc(layout, { graceMs: 0 })).removed.length
+  })
   await write(`${layout}:v1`, racing, { onBlob: () => racing.blobs++ })
   assert.ok(removed >= 3, `gc removed ${removed} blobs from under the write`)
   const r = await fsck(layout)
