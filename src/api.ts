@@ -4,14 +4,14 @@
  */
 
 import { removeCredentials, saveCredentials } from './auth/credentials.ts'
+import { type ConvertOptions, convert } from './convert.ts'
 import type { Digest } from './digest.ts'
+import type { Descriptor, Platform } from './documents/schemas.ts'
 import { OcikitError } from './errors.ts'
-import { type ConvertOptions, convert } from './image/convert.ts'
 import { currentPlatform, selectPlatform } from './image/platform.ts'
 import type { Image, ImageOrIndex, IoOptions } from './image/types.ts'
 import { formatName, isLayoutTag, parseName } from './name/parse.ts'
 import { parseRegistryHost } from './name/reference.ts'
-import type { Descriptor, Platform } from './spec/schemas.ts'
 import type { FsckReport } from './stores/layout/fsck.ts'
 import { type GcOptions, type GcReport, gcLayout } from './stores/layout/gc.ts'
 import { OciLayout } from './stores/layout/layout.ts'

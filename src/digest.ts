@@ -7,8 +7,8 @@
  */
 import { createHash, type Hash } from 'node:crypto'
 import { Transform, type TransformCallback } from 'node:stream'
+import { noteStreamed } from './collector.ts'
 import { DigestMismatchError, OcikitError, SizeMismatchError } from './errors.ts'
-import { noteStreamed } from './memory.ts'
 
 /** A validated digest string such as `sha256:e3b0…`. Obtain one from {@link parseDigest}. */
 export type Digest = string & { readonly __brand: 'Digest' }

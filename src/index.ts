@@ -3,12 +3,14 @@
  * This module only re-exports; see each module for the contracts.
  */
 export * from './api.ts'
+export { GC_STEP, setGarbageCollector } from './collector.ts'
+export { type ConvertOptions, convert, convertImage, convertIndex } from './convert.ts'
 export * from './digest.ts'
+export * from './documents/index.ts'
 export * from './errors.ts'
-export { type ConvertOptions, convert, convertImage, convertIndex } from './image/convert.ts'
-export { MemoryBlobSource, type RandomImageOptions, randomImage, randomIndex } from './image/memory.ts'
 export { type AppendOptions, appendLayers, assembleImage, type ConfigEdit, editConfig, scratch } from './image/mutate.ts'
 export { currentPlatform, formatPlatform, parsePlatform, platformMatches, selectPlatform } from './image/platform.ts'
+export { MemoryBlobSource, type RandomImageOptions, randomImage, randomIndex } from './image/random.ts'
 export * from './image/types.ts'
 export { BlobLayer, type BlobSource, openView, SourceImage, SourceIndex } from './image/view.ts'
 export { type ApplyOptions, type ApplyStats, applyLayer, applyTar, unpackImage } from './layer/apply.ts'
@@ -24,16 +26,14 @@ export {
   layerFromFiles,
   recompressLayer,
   writeLayerFile,
-} from './layer/build.ts'
+} from './layer/encode.ts'
 export { type EntryType, type LayerEntry, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './layer/entry.ts'
 export { exportImage } from './layer/export.ts'
 export { type ListedEntry, listLayerFile, listTar } from './layer/read.ts'
 export { type DiffSourceOptions, diffEntries } from './layer/source-diff.ts'
 export { type DirectorySourceOptions, directoryEntries } from './layer/source-directory.ts'
 export { type FileMapOptions, type FileSpec, fileMapEntries } from './layer/source-files.ts'
-export { GC_STEP, setGarbageCollector } from './memory.ts'
 export * from './name/index.ts'
-export * from './spec/index.ts'
 export type { FsckReport } from './stores/layout/fsck.ts'
 export { DEFAULT_GC_GRACE_MS, type GcOptions, type GcReport } from './stores/layout/gc.ts'
 export { OciLayout, REF_NAME } from './stores/layout/layout.ts'

@@ -1,8 +1,9 @@
 /** The facts `ocikit inspect` shows, gathered from an image or index view. */
+
+import { isImageConfigType } from './documents/media-types.ts'
+import type { Descriptor } from './documents/schemas.ts'
 import { formatPlatform } from './image/platform.ts'
 import type { ImageOrIndex } from './image/types.ts'
-import { isImageConfigType } from './spec/media-types.ts'
-import type { Descriptor } from './spec/schemas.ts'
 
 /** Facts about an image. */
 export interface ImageFacts {

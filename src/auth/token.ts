@@ -10,7 +10,7 @@
  * insecure; a redirect of a refresh-token POST to another origin is not followed.
  */
 import { OcikitError, RegistryError } from '../errors.ts'
-import { type HttpRequestInit, type HttpResponse, type HttpSend, httpClient, readBody, serverUrl } from '../stores/registry/http.ts'
+import { type HttpRequestInit, type HttpResponse, type HttpSend, httpClient, readBody, serverUrl } from '../http/http.ts'
 import type { Credentials } from './credentials.ts'
 
 /** One token request: what {@link TokenCache.fetch} needs to know. */

@@ -2,7 +2,7 @@
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { CommanderError } from 'commander'
-import { setGarbageCollector } from '../memory.ts'
+import { setGarbageCollector } from '../collector.ts'
 import { reportError } from './output.ts'
 import { buildProgram } from './program.ts'
 

@@ -1,7 +1,7 @@
 /** Options shared by several commands. */
 import { type Command, Option } from 'commander'
+import type { Platform } from '../documents/schemas.ts'
 import { parsePlatform } from '../image/platform.ts'
-import type { Platform } from '../spec/schemas.ts'
 import type { RegistryOptions } from '../stores/registry/transport.ts'
 import { printable, printNotice } from './output.ts'
 

@@ -4,10 +4,11 @@
  */
 import type { Readable } from 'node:stream'
 import { type Digest, digestOf } from '../digest.ts'
+import { canonicalJson } from '../documents/canonical.ts'
+import { layerCompression, MediaType } from '../documents/media-types.ts'
+import type { ContainerConfig, Descriptor, History, ImageConfig, Manifest, Platform } from '../documents/schemas.ts'
+import { isoTime, resolveTimestamp, type Timestamp } from '../documents/time.ts'
 import { NotSupportedError, OcikitError } from '../errors.ts'
-import { canonicalJson } from '../spec/canonical.ts'
-import { layerCompression, MediaType } from '../spec/media-types.ts'
-import type { ContainerConfig, Descriptor, History, ImageConfig, Manifest, Platform } from '../spec/schemas.ts'
 import { currentPlatform } from './platform.ts'
 import type { Image, IoOptions, Layer } from './types.ts'
 
@@ -124,8 +125,17 @@ export function scratch(platform: Platform = currentPlatform()): Image {
 /** One history entry per appended layer (default: `created_by: "ocikit"`). */
 export interface AppendOptions {
   history?: Partial<History> | undefined
-  /** `created` of the config and the history entries (ISO 8601); default: the layer timestamp rules' 1970-01-01. */
-  created?: string | undefined
+  /**
+   * `created` of the config and of the history entries, by the same rules as layer entry times
+   * (`resolveTimestamp`): this timestamp, else `$SOURCE_DATE_EPOCH`, else 1970-01-01. The base's
+   * own `created` is not kept: the result is reproducible.
+   */
+  timestamp?: Timestamp | undefined
+}
+
+/** The `created` time of a change: see {@link AppendOptions.timestamp}. */
+function createdOf(o: AppendOptions): string {
+  return isoTime(resolveTimestamp(o.timestamp))
 }
 
 /**
@@ -143,11 +153,15 @@ export async function appendLayers(base: Image, layers: Layer[], o: AppendOption
     return new RetypedLayer(l, t)
   })
   const config = await base.config()
-  const created = o.created ?? config.created ?? '1970-01-01T00:00:00Z'
+  const created = createdOf(o)
   config.created = created
   config.history = [...(config.history ?? []), ...layers.map(() => ({ created, created_by: 'ocikit', ...o.history }))]
   const manifest = await base.manifest()
   return new AssembledImage(mediaType, config, [...(await base.layers()), ...added], manifest.annotations)
+}
+
+function isStringList(x: Record<string, string> | readonly string[]): x is readonly string[] {
+  return Array.isArray(x)
 }
 
 /** Changes to the runtime config of an image. Unset fields are left as they are. */
@@ -160,7 +174,19 @@ export interface ConfigEdit {
   user?: string | undefined
   /** `80`, `80/tcp`, `53/udp`. */
   exposedPorts?: string[] | undefined
-  labels?: Record<string, string> | undefined
+  /** Labels to set: a map, or `KEY=VALUE` entries (a KEY with no `=` is INVALID_ARGUMENT). */
+  labels?: Record<string, string> | readonly string[] | undefined
+}
+
+/** `KEY=VALUE` entries as a map; INVALID_ARGUMENT naming `what` and the entry for one without a key or `=`. */
+export function parseKeyValues(entries: readonly string[], what: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const kv of entries) {
+    const i = kv.indexOf('=')
+    if (i <= 0) throw new OcikitError('INVALID_ARGUMENT', `${what} '${kv}' is not KEY=VALUE`)
+    out[kv.slice(0, i)] = kv.slice(i + 1)
+  }
+  return out
 }
 
 /** The image with its runtime config edited (and an empty-layer history entry recording it). */
@@ -190,9 +216,10 @@ export async function editConfig(base: Image, edit: ConfigEdit, o: AppendOptions
     }
     c.ExposedPorts = ports
   }
-  if (edit.labels) c.Labels = { ...(c.Labels ?? {}), ...edit.labels }
+  if (edit.labels) c.Labels = { ...(c.Labels ?? {}), ...(isStringList(edit.labels) ? parseKeyValues(edit.labels, 'label') : edit.labels) }
   config.config = c
-  const created = o.created ?? config.created ?? '1970-01-01T00:00:00Z'
+  const created = createdOf(o)
+  config.created = created
   config.history = [...(config.history ?? []), { created, created_by: 'ocikit config', empty_layer: true, ...o.history }]
   const manifest = await base.manifest()
   return new AssembledImage(await base.mediaType(), config, await base.layers(), manifest.annotations)

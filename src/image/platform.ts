@@ -1,8 +1,9 @@
 /** Platforms: parsing `os/arch[/variant]`, this machine's platform, and picking an image from an index. */
 import { isDigest } from '../digest.ts'
+import { isIndexType, isManifestType } from '../documents/media-types.ts'
+import type { Platform } from '../documents/schemas.ts'
+import { MAX_INDEX_DEPTH } from '../documents/validate.ts'
 import { OcikitError, PlatformNotFoundError } from '../errors.ts'
-import { isIndexType, isManifestType } from '../spec/media-types.ts'
-import type { Platform } from '../spec/schemas.ts'
 import type { Image, ImageIndex } from './types.ts'
 
 /** Parses `os/arch[/variant]` (e.g. `linux/arm64/v8`); throws INVALID_ARGUMENT. */
@@ -63,7 +64,7 @@ export function platformMatches(want: Platform, have: Platform): boolean {
  * Throws PLATFORM_NOT_FOUND listing the platforms the index offers. `where` names the index.
  */
 export async function selectPlatform(index: ImageIndex, want: Platform, where: string, depth = 0): Promise<Image> {
-  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${where}: indexes nested more than 8 deep`)
+  if (depth > MAX_INDEX_DEPTH) throw new OcikitError('INVALID_MANIFEST', `${where}: indexes nested more than ${MAX_INDEX_DEPTH} deep`)
   const m = await index.manifest()
   const available: string[] = []
   for (const d of m.manifests) {

@@ -4,15 +4,8 @@
  */
 import type { Readable } from 'node:stream'
 import type { Digest } from '../digest.ts'
-import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../spec/schemas.ts'
-
-/** Progress of a long operation, reported through {@link IoOptions.onProgress}. */
-export interface Progress {
-  /** What is being worked on, e.g. a blob digest. */
-  readonly id: string
-  readonly done: number
-  readonly total?: number | undefined
-}
+import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../documents/schemas.ts'
+import type { Progress } from '../streams.ts'
 
 /** Options every I/O call takes. */
 export interface IoOptions {
@@ -78,4 +71,4 @@ export async function descriptorOf(x: ImageOrIndex, extra: Partial<Descriptor> =
   return { mediaType: await x.mediaType(), digest: await x.digest(), size: raw.length, ...extra }
 }
 
-export type { Descriptor, ImageConfig, Index, Manifest, Platform }
+export type { Descriptor, ImageConfig, Index, Manifest, Platform, Progress }

@@ -3,13 +3,14 @@
  * these views turn it into Images, Layers and ImageIndexes that read only on demand
  * and verify every byte against its digest.
  */
-import { pipeline, type Readable, Transform } from 'node:stream'
+import type { Readable } from 'node:stream'
+import { compressionOf, decompressor } from '../compress.ts'
 import { type Digest, isDigest, verifyingStream } from '../digest.ts'
+import { isImageConfigType, isIndexType, isManifestType } from '../documents/media-types.ts'
+import type { Descriptor, ImageConfig, Index, Manifest } from '../documents/schemas.ts'
+import { checkManifestAgainstConfig, MAX_INDEX_DEPTH, parseImageConfig, parseManifestOrIndex } from '../documents/validate.ts'
 import { NotSupportedError, OcikitError } from '../errors.ts'
-import { compressionOf, decompressor } from '../layer/compress.ts'
-import { isImageConfigType, isIndexType, isManifestType } from '../spec/media-types.ts'
-import type { Descriptor, ImageConfig, Index, Manifest } from '../spec/schemas.ts'
-import { checkManifestAgainstConfig, parseImageConfig, parseManifestOrIndex } from '../spec/validate.ts'
+import { chain } from '../streams.ts'
 import type { Image, ImageIndex, ImageOrIndex, IoOptions, Layer } from './types.ts'
 
 /** Where views get their bytes. Implementations verify what they return against the descriptor. */
@@ -20,35 +21,6 @@ export interface BlobSource {
   openBlob(d: Descriptor, o?: IoOptions): Promise<Readable>
   /** The whole blob, verified, for small documents (capped at 4 MiB). */
   readBlob(d: Descriptor, o?: IoOptions): Promise<Uint8Array>
-}
-
-/** Pipes `src` through `steps`, returning the last stream; an error anywhere fails the last stream. */
-export function chain(src: Readable, ...steps: NodeJS.ReadWriteStream[]): Readable {
-  if (steps.length === 0) return src
-  return pipeline([src, ...steps] as unknown as [Readable, NodeJS.WritableStream], () => {}) as unknown as Readable
-}
-
-/** A pass-through that reports bytes seen as progress of `id` (about every 64 KiB and at the end). */
-export function progressTap(id: string, total: number | undefined, onProgress: IoOptions['onProgress']): NodeJS.ReadWriteStream[] {
-  if (!onProgress) return []
-  let done = 0
-  let reported = 0
-  return [
-    new Transform({
-      transform(chunk: Buffer, _e, cb) {
-        done += chunk.length
-        if (done - reported >= 1 << 16) {
-          reported = done
-          onProgress({ id, done, total })
-        }
-        cb(null, chunk)
-      },
-      flush(cb) {
-        onProgress({ id, done, total })
-        cb()
-      },
-    }),
-  ]
 }
 
 /** A layer backed by a blob in a source. `diffId` comes from the image config. */
@@ -236,7 +208,7 @@ export interface ChildVisitor {
  * names the store for those messages.
  */
 export async function eachChild(idx: ImageIndex, where: string, depth: number, visit: ChildVisitor): Promise<void> {
-  if (depth > 8) throw new OcikitError('INVALID_MANIFEST', `${where}: indexes nested more than 8 deep`)
+  if (depth > MAX_INDEX_DEPTH) throw new OcikitError('INVALID_MANIFEST', `${where}: indexes nested more than ${MAX_INDEX_DEPTH} deep`)
   const m = await idx.manifest()
   await Promise.all(
     m.manifests.map(async (d) => {

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { Transform } from 'node:stream'
 import dockerignore from '@balena/dockerignore'
 import { OcikitError } from '../errors.ts'
-import { chain } from '../image/view.ts'
+import { chain } from '../streams.ts'
 import { cleanPrefix, compareNames, type LayerEntry, prefixEntries } from './entry.ts'
 import { readXattrs, requireXattrApi, type XattrApi } from './xattr.ts'
 

@@ -2,11 +2,12 @@
  * From a parsed name to the store that serves it. Each store exposes the same verbs;
  * stores not built yet answer NOT_SUPPORTED with the name.
  */
+
+import type { Descriptor } from '../documents/schemas.ts'
 import { NotSupportedError, OcikitError } from '../errors.ts'
 import type { ImageOrIndex, IoOptions } from '../image/types.ts'
 import type { RegistryName } from '../name/parse.ts'
 import { formatName, type ImageName, type LayoutName } from '../name/parse.ts'
-import type { Descriptor } from '../spec/schemas.ts'
 import { type FsckReport, fsckLayout } from './layout/fsck.ts'
 import { OciLayout } from './layout/layout.ts'
 import { type LayoutEntry, type LayoutWriteOptions, listLayout, readFromLayout, tagInLayout, untagInLayout, writeToLayout } from './layout/store.ts'

@@ -5,7 +5,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { promisify } from 'node:util'
 import { write } from '../../src/api.ts'
-import { randomImage, randomIndex } from '../../src/image/memory.ts'
+import { randomImage, randomIndex } from '../../src/image/random.ts'
 import { ocikit } from '../helpers/cli.ts'
 import { snapshot, tempDir } from '../helpers/tmp.ts'
 

@@ -4,7 +4,7 @@
  * play registries, CDNs and token services on HTTPS hosts that do not exist.
  */
 import { Readable } from 'node:stream'
-import type { HttpRequestInit, HttpResponse, HttpSend } from '../../src/stores/registry/http.ts'
+import type { HttpRequestInit, HttpResponse, HttpSend } from '../../src/http/http.ts'
 
 /** A request as the fake network saw it. */
 export interface FakeRequest {

@@ -6,12 +6,12 @@
  */
 import type { Readable } from 'node:stream'
 import { digestOf } from '../../src/digest.ts'
-import { MemoryBlobSource } from '../../src/image/memory.ts'
+import { canonicalJson } from '../../src/documents/canonical.ts'
+import { MediaType } from '../../src/documents/media-types.ts'
+import type { Descriptor, Index, Manifest } from '../../src/documents/schemas.ts'
+import { MemoryBlobSource } from '../../src/image/random.ts'
 import type { IoOptions } from '../../src/image/types.ts'
 import { SourceIndex } from '../../src/image/view.ts'
-import { canonicalJson } from '../../src/spec/canonical.ts'
-import { MediaType } from '../../src/spec/media-types.ts'
-import type { Descriptor, Index, Manifest } from '../../src/spec/schemas.ts'
 
 /** What the source saw. */
 export interface SharedIndexProbe {

@@ -2,8 +2,8 @@
 import zlib from 'node:zlib'
 import tarStream from 'tar-stream'
 import { digestOf } from '../../src/digest.ts'
-import { MemoryBlobSource } from '../../src/image/memory.ts'
 import { appendLayers, scratch } from '../../src/image/mutate.ts'
+import { MemoryBlobSource } from '../../src/image/random.ts'
 import type { Image } from '../../src/image/types.ts'
 import { BlobLayer } from '../../src/image/view.ts'
 

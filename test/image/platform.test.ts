@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { isOcikitError, PlatformNotFoundError } from '../../src/errors.ts'
-import { randomIndex } from '../../src/image/memory.ts'
 import { currentPlatform, formatPlatform, parsePlatform, platformMatches, selectPlatform } from '../../src/image/platform.ts'
+import { randomIndex } from '../../src/image/random.ts'
 
 test('parsePlatform and formatPlatform', () => {
   assert.deepEqual(parsePlatform('linux/arm64/v8'), { os: 'linux', architecture: 'arm64', variant: 'v8' })

@@ -11,13 +11,13 @@ import { Readable } from 'node:stream'
 import { describe, test } from 'node:test'
 import { copy, deleteImage, listTags, read, write } from '../../src/api.ts'
 import { digestOf } from '../../src/digest.ts'
+import { canonicalJson } from '../../src/documents/canonical.ts'
+import type { Descriptor } from '../../src/documents/schemas.ts'
 import { isOcikitError, OcikitError } from '../../src/errors.ts'
-import { MemoryBlobSource, randomImage, randomIndex } from '../../src/image/memory.ts'
+import { createHttpClient } from '../../src/http/http.ts'
+import { MemoryBlobSource, randomImage, randomIndex } from '../../src/image/random.ts'
 import { SourceImage } from '../../src/image/view.ts'
-import { canonicalJson } from '../../src/spec/canonical.ts'
-import type { Descriptor } from '../../src/spec/schemas.ts'
 import { RegistryClient } from '../../src/stores/registry/client.ts'
-import { createHttpClient } from '../../src/stores/registry/http.ts'
 import { ocikit } from '../helpers/cli.ts'
 import { needPeers } from '../helpers/peers.ts'
 import { freePort, startRegistry } from '../helpers/registry.ts'
@@ -524,7 +524,7 @@ describe('registry interop: skopeo and podman', needPeers('docker-registry', 'sk
     await fs.mkdir(src)
     await fs.writeFile(path.join(src, 'hello.txt'), 'hello from ocikit\n')
     const { appendLayers, scratch } = await import('../../src/image/mutate.ts')
-    const { layerFromDirectory } = await import('../../src/layer/build.ts')
+    const { layerFromDirectory } = await import('../../src/layer/encode.ts')
     const img = await appendLayers(scratch({ os: 'linux', architecture: 'amd64' }), [layerFromDirectory(src, { prefix: '/data' })])
     await write(`${r.host}/app:v1`, img)
     const { peer } = await import('../helpers/peers.ts')

@@ -1,10 +1,10 @@
 import { type Command, Option } from 'commander'
 import { readImage, write } from '../../api.ts'
+import type { Platform } from '../../documents/schemas.ts'
 import { OcikitError } from '../../errors.ts'
 import { appendLayers, type ConfigEdit, editConfig, scratch } from '../../image/mutate.ts'
 import { currentPlatform } from '../../image/platform.ts'
-import { layerFromDirectory, resolveTimestamp } from '../../layer/build.ts'
-import type { Platform } from '../../spec/schemas.ts'
+import { layerFromDirectory } from '../../layer/encode.ts'
 import { jsonOption, platformOption, registryOptions } from '../options.ts'
 import { printJson } from '../output.ts'
 import { progressLine } from '../progress.ts'
@@ -56,7 +56,6 @@ export function register(program: Command): void {
       .addOption(new Option('--label <KEY=VALUE>', 'label (repeatable)').argParser(collect))
       .addOption(jsonOption()),
   ).action(async (base: string, dst: string, o: AppendCli) => {
-    const created = new Date(resolveTimestamp(o.timestamp) * 1000).toISOString().replace('.000Z', 'Z')
     const start =
       base === 'scratch' ? scratch(o.platform ?? currentPlatform()) : await readImage(base, { platform: o.platform, registry: registryOptions(program) })
     const layers = o.dir.map((d) =>
@@ -69,12 +68,7 @@ export function register(program: Command): void {
         xattrs: o.xattrs,
       }),
     )
-    let img = await appendLayers(start, layers, { created, history: { created_by: `ocikit append${o.prefix ? ` --prefix ${o.prefix}` : ''}` } })
-    const labels = o.label?.map((kv) => {
-      const i = kv.indexOf('=')
-      if (i <= 0) throw new OcikitError('INVALID_ARGUMENT', `label '${kv}' is not KEY=VALUE`)
-      return [kv.slice(0, i), kv.slice(i + 1)] as const
-    })
+    let img = await appendLayers(start, layers, { timestamp: o.timestamp, history: { created_by: `ocikit append${o.prefix ? ` --prefix ${o.prefix}` : ''}` } })
     const edit: ConfigEdit = {
       entrypoint: o.entrypoint,
       cmd: o.cmd,
@@ -82,9 +76,9 @@ export function register(program: Command): void {
       workingDir: o.workdir,
       user: o.user,
       exposedPorts: o.port,
-      labels: labels ? Object.fromEntries(labels) : undefined,
+      labels: o.label,
     }
-    if (Object.values(edit).some((v) => v !== undefined)) img = await editConfig(img, edit, { created })
+    if (Object.values(edit).some((v) => v !== undefined)) img = await editConfig(img, edit, { timestamp: o.timestamp })
     const p = progressLine('packing', o.quiet)
     try {
       const d = await write(dst, img, { registry: registryOptions(program) })

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { read, readImage } from '../../api.ts'
-import type { Platform } from '../../spec/schemas.ts'
+import type { Platform } from '../../documents/schemas.ts'
 import { platformOption, registryOptions } from '../options.ts'
 
 export function register(program: Command): void {

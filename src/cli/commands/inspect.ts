@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { read } from '../../api.ts'
+import type { Platform } from '../../documents/schemas.ts'
 import { type ImageFacts, type IndexFacts, inspectView } from '../../inspect.ts'
-import type { Platform } from '../../spec/schemas.ts'
 import { jsonOption, platformOption, registryOptions } from '../options.ts'
 import { humanSize, printable, printJson } from '../output.ts'
 

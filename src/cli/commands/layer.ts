@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander'
 import { OcikitError } from '../../errors.ts'
-import { type EncodeOptions, type LayerInfo, writeLayerFile } from '../../layer/build.ts'
+import { type EncodeOptions, type LayerInfo, writeLayerFile } from '../../layer/encode.ts'
 import { listLayerFile } from '../../layer/read.ts'
 import { diffEntries } from '../../layer/source-diff.ts'
 import { directoryEntries } from '../../layer/source-directory.ts'

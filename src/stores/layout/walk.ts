@@ -7,10 +7,10 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import pLimit from 'p-limit'
 import { type Digest, digestAlgorithm, digestOf } from '../../digest.ts'
+import { isImageConfigType, isIndexType, isManifestType, isNondistributableType } from '../../documents/media-types.ts'
+import type { Descriptor } from '../../documents/schemas.ts'
+import { checkManifestAgainstConfig, MAX_DOCUMENT_SIZE, MAX_INDEX_DEPTH, parseImageConfig, parseManifestOrIndex } from '../../documents/validate.ts'
 import { isErrno, isOcikitError } from '../../errors.ts'
-import { isImageConfigType, isIndexType, isManifestType, isNondistributableType } from '../../spec/media-types.ts'
-import type { Descriptor } from '../../spec/schemas.ts'
-import { checkManifestAgainstConfig, MAX_DOCUMENT_SIZE, parseImageConfig, parseManifestOrIndex } from '../../spec/validate.ts'
 import { type OciLayout, tagOf } from './layout.ts'
 
 /** What is wrong with a blob. */
@@ -122,8 +122,8 @@ export async function walkLayout(layout: OciLayout, opts: { hashAll: boolean; si
       return
     }
     if (parsed.kind === 'index') {
-      if (depth > 8) {
-        problem('invalid', d, via, 'manifest', 'indexes nested more than 8 deep')
+      if (depth > MAX_INDEX_DEPTH) {
+        problem('invalid', d, via, 'manifest', `indexes nested more than ${MAX_INDEX_DEPTH} deep`)
         return
       }
       for (const [k, e] of parsed.index.manifests.entries()) {

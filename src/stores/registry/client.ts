@@ -5,13 +5,13 @@
  */
 import { Readable } from 'node:stream'
 import { type Digest, digestOf, isDigest, verifyingStream } from '../../digest.ts'
+import { isIndexType, isManifestType, MediaType } from '../../documents/media-types.ts'
+import type { Descriptor, Index } from '../../documents/schemas.ts'
+import { detectManifestType, MAX_DOCUMENT_SIZE, parseIndex, parseJsonBytes } from '../../documents/validate.ts'
 import { OcikitError, RegistryError } from '../../errors.ts'
+import { bodyError, type HttpBody, type HttpResponse, readBody, serverUrl } from '../../http/http.ts'
 import type { IoOptions } from '../../image/types.ts'
-import { chain } from '../../image/view.ts'
-import { isIndexType, isManifestType, MediaType } from '../../spec/media-types.ts'
-import type { Descriptor, Index } from '../../spec/schemas.ts'
-import { detectManifestType, MAX_DOCUMENT_SIZE, parseIndex, parseJsonBytes } from '../../spec/validate.ts'
-import { bodyError, type HttpBody, type HttpResponse, readBody, serverUrl } from './http.ts'
+import { chain } from '../../streams.ts'
 import { type RegistryOptions, RegistryTransport } from './transport.ts'
 
 /** The largest upload chunk held in memory (256 MiB), whatever the registry's `OCI-Chunk-Min-Length`. */

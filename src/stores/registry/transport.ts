@@ -11,7 +11,7 @@ import { parseChallenges } from '../../auth/challenge.ts'
 import { type CredentialProvider, type Credentials, defaultCredentials } from '../../auth/credentials.ts'
 import { TokenCache } from '../../auth/token.ts'
 import { AbortedError, OcikitError, RegistryError, type RegistryErrorDetail } from '../../errors.ts'
-import { cappedText, type HttpRequestBody, type HttpResponse, type HttpSend, httpClient, readBody, serverUrl } from './http.ts'
+import { cappedText, type HttpRequestBody, type HttpResponse, type HttpSend, httpClient, readBody, serverUrl } from '../../http/http.ts'
 
 /** Options for talking to registries. */
 export interface RegistryOptions {

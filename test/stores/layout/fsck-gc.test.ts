@@ -4,7 +4,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { fsck, gc, untag, write } from '../../../src/api.ts'
 import { isOcikitError } from '../../../src/errors.ts'
-import { randomImage, randomIndex } from '../../../src/image/memory.ts'
+import { randomImage, randomIndex } from '../../../src/image/random.ts'
 import type { Image } from '../../../src/image/types.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
 

@@ -5,8 +5,8 @@ import { Readable } from 'node:stream'
 import { test } from 'node:test'
 import { type Digest, digestOf, verifyingStream } from '../../../src/digest.ts'
 import { isOcikitError } from '../../../src/errors.ts'
-import { chain } from '../../../src/image/view.ts'
 import { OciLayout } from '../../../src/stores/layout/layout.ts'
+import { chain } from '../../../src/streams.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
 
 test('create makes oci-layout, index.json and blobs/ in a missing or empty directory', async (t) => {

@@ -6,11 +6,12 @@ import { randomBytes } from 'node:crypto'
 import { Readable } from 'node:stream'
 import tarStream from 'tar-stream'
 import { type Digest, digestOf, verifyBytes } from '../digest.ts'
+import { canonicalJson } from '../documents/canonical.ts'
+import { type Compression, MediaType, ociLayerType } from '../documents/media-types.ts'
+import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../documents/schemas.ts'
+import { EPOCH_ISO } from '../documents/time.ts'
+import { MAX_DOCUMENT_SIZE } from '../documents/validate.ts'
 import { NotFoundError, OcikitError } from '../errors.ts'
-import { canonicalJson } from '../spec/canonical.ts'
-import { type Compression, MediaType, ociLayerType } from '../spec/media-types.ts'
-import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../spec/schemas.ts'
-import { MAX_DOCUMENT_SIZE } from '../spec/validate.ts'
 import type { Image, ImageIndex, IoOptions } from './types.ts'
 import { type BlobSource, SourceImage, SourceIndex } from './view.ts'
 
@@ -127,10 +128,10 @@ async function putRandomImage(src: MemoryBlobSource, o: RandomImageOptions): Pro
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
-    created: '1970-01-01T00:00:00Z',
+    created: EPOCH_ISO,
     config: { Env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'] },
     rootfs: { type: 'layers', diff_ids: diffIds },
-    history: diffIds.map((_, i) => ({ created: '1970-01-01T00:00:00Z', created_by: `ocikit randomImage layer ${i}` })),
+    history: diffIds.map((_, i) => ({ created: EPOCH_ISO, created_by: `ocikit randomImage layer ${i}` })),
   }
   const configDesc = src.put(canonicalJson(config), o.docker ? MediaType.dockerConfig : MediaType.ociConfig)
   const mediaType = o.docker ? MediaType.dockerManifest : MediaType.ociManifest

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { digestOf } from '../../src/digest.ts'
+import { canonicalJson, canonicalJsonString } from '../../src/documents/canonical.ts'
+import { MediaType } from '../../src/documents/media-types.ts'
+import { MAX_DOCUMENT_SIZE, parseImageConfig, parseIndex, parseManifest, parseManifestOrIndex } from '../../src/documents/validate.ts'
 import { InvalidDocumentError, isOcikitError } from '../../src/errors.ts'
-import { canonicalJson, canonicalJsonString } from '../../src/spec/canonical.ts'
-import { MediaType } from '../../src/spec/media-types.ts'
-import { MAX_DOCUMENT_SIZE, parseImageConfig, parseIndex, parseManifest, parseManifestOrIndex } from '../../src/spec/validate.ts'
 
 const d = (s: string) => digestOf(s)
 const enc = (v: unknown) => Buffer.from(JSON.stringify(v))

@@ -3,14 +3,15 @@
  * (gzip, zstd), for copy engines whose destination wants something else. When nothing needs to
  * change, the original view is returned, so digests stay identical.
  */
-import { type Digest, digestOf } from '../digest.ts'
-import { NotFoundError, NotSupportedError } from '../errors.ts'
-import { recompressLayer } from '../layer/build.ts'
-import { canonicalJson } from '../spec/canonical.ts'
-import { type Compression, isIndexType, isManifestType, isNondistributableType, layerCompression, MediaType } from '../spec/media-types.ts'
-import type { Descriptor, Index } from '../spec/schemas.ts'
-import { assembleImage, RetypedLayer } from './mutate.ts'
-import type { Image, ImageIndex, ImageOrIndex, Layer } from './types.ts'
+import { type Digest, digestOf } from './digest.ts'
+import { canonicalJson } from './documents/canonical.ts'
+import { type Compression, isIndexType, isManifestType, isNondistributableType, layerCompression, MediaType } from './documents/media-types.ts'
+import type { Descriptor, Index } from './documents/schemas.ts'
+import { MAX_INDEX_DEPTH } from './documents/validate.ts'
+import { NotFoundError, NotSupportedError, OcikitError } from './errors.ts'
+import { assembleImage, RetypedLayer } from './image/mutate.ts'
+import type { Image, ImageIndex, ImageOrIndex, Layer } from './image/types.ts'
+import { recompressLayer } from './layer/encode.ts'
 
 /** What to convert to. Unset fields keep what the source has. */
 export interface ConvertOptions {
@@ -100,10 +101,11 @@ export async function convertIndex(idx: ImageIndex, o: ConvertOptions, depth = 0
   let changed = from !== to
   const children = new Map<string, ImageOrIndex>()
   const manifests: Descriptor[] = []
+  if (depth > MAX_INDEX_DEPTH) throw new OcikitError('INVALID_MANIFEST', `index ${await idx.digest()}: indexes nested more than ${MAX_INDEX_DEPTH} deep`)
   for (const d of m.manifests) {
     let child: ImageOrIndex | undefined
     if (isManifestType(d.mediaType)) child = await convertImage(await idx.image(d.digest), o)
-    else if (isIndexType(d.mediaType) && depth < 8) child = await convertIndex(await idx.index(d.digest), o, depth + 1)
+    else if (isIndexType(d.mediaType)) child = await convertIndex(await idx.index(d.digest), o, depth + 1)
     if (!child) {
       manifests.push(d)
       continue

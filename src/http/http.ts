@@ -12,8 +12,8 @@ import type http from 'node:http'
 import type { ClientRequest } from 'node:http'
 import type https from 'node:https'
 import { Readable } from 'node:stream'
-import { releaseChunk } from '../../buffer-pool.ts'
-import { AbortedError, OcikitError, RegistryError } from '../../errors.ts'
+import { releaseChunk } from '../buffer-pool.ts'
+import { AbortedError, OcikitError, RegistryError } from '../errors.ts'
 
 /** A response body: an async iterable of bytes that can be dropped unread. */
 export interface HttpBody extends AsyncIterable<Uint8Array> {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import tarStream from 'tar-stream'
-import { randomImage, randomIndex } from '../../src/image/memory.ts'
+import { randomImage, randomIndex } from '../../src/image/random.ts'
 
 test('randomImage with a seed is reproducible, without one it is not', async () => {
   const a = await randomImage({ seed: 7 })

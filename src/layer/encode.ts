@@ -9,13 +9,13 @@ import os from 'node:os'
 import path from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { compressionBlockSize, compressor, decompressor } from '../compress.ts'
 import { type Digest, DigestingStream, verifyingStream } from '../digest.ts'
-import { OcikitError } from '../errors.ts'
+import { type Compression, ociLayerType } from '../documents/media-types.ts'
+import { resolveTimestamp, type Timestamp } from '../documents/time.ts'
 import type { IoOptions, Layer, Progress } from '../image/types.ts'
-import { chain } from '../image/view.ts'
-import { type Compression, ociLayerType } from '../spec/media-types.ts'
+import { chain } from '../streams.ts'
 import { createTempFile, writeFileVia } from '../temp-file.ts'
-import { compressionBlockSize, compressor, decompressor } from './compress.ts'
 import type { LayerEntry } from './entry.ts'
 import { type DiffSourceOptions, diffEntries } from './source-diff.ts'
 import { type DirectorySourceOptions, directoryEntries } from './source-directory.ts'
@@ -32,7 +32,7 @@ export interface EncodeOptions {
    * Timestamp of every entry: seconds since the epoch, a Date, or an ISO 8601 string.
    * Default: `$SOURCE_DATE_EPOCH` if set, else 0 (1970-01-01).
    */
-  timestamp?: number | Date | string | undefined
+  timestamp?: Timestamp | undefined
   /** Blocks compressed at once (default: cores + 1). */
   concurrency?: number | undefined
   signal?: AbortSignal | undefined
@@ -55,21 +55,6 @@ export interface LayerInfo {
   entries: number
   /** True when the layer holds no entries (for a diff: nothing changed). */
   empty: boolean
-}
-
-/** Resolves the timestamp option to whole seconds since the epoch. */
-export function resolveTimestamp(t: EncodeOptions['timestamp']): number {
-  if (t === undefined) {
-    const env = process.env.SOURCE_DATE_EPOCH
-    if (env === undefined || env === '') return 0
-    if (!/^\d+$/.test(env)) throw new OcikitError('INVALID_ARGUMENT', `SOURCE_DATE_EPOCH must be whole seconds since the epoch, got '${env}'`)
-    return Number(env)
-  }
-  const secs = typeof t === 'number' ? t : t instanceof Date ? t.getTime() / 1000 : /^\d+$/.test(t) ? Number(t) : Date.parse(t) / 1000
-  if (!Number.isFinite(secs) || secs < 0 || secs >= 2 ** 31) {
-    throw new OcikitError('INVALID_ARGUMENT', `invalid timestamp '${String(t)}': use seconds since the epoch or an ISO 8601 date between 1970 and 2038`)
-  }
-  return Math.floor(secs)
 }
 
 /**

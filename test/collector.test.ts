@@ -2,8 +2,8 @@ import assert from 'node:assert/strict'
 import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { test } from 'node:test'
+import { GC_STEP, noteStreamed, setGarbageCollector } from '../src/collector.ts'
 import { DigestingStream } from '../src/digest.ts'
-import { GC_STEP, noteStreamed, setGarbageCollector } from '../src/memory.ts'
 
 test('an installed collector runs once per GC_STEP bytes streamed; none installed, nothing runs', async (t) => {
   t.after(() => setGarbageCollector(undefined))

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { copy, fsck, read, readImage, write } from '../../src/api.ts'
-import { isOcikitError } from '../../src/errors.ts'
-import { convert } from '../../src/image/convert.ts'
-import { randomImage, randomIndex } from '../../src/image/memory.ts'
-import type { Image } from '../../src/image/types.ts'
-import { tempDir } from '../helpers/tmp.ts'
+import { copy, fsck, read, readImage, write } from '../src/api.ts'
+import { convert } from '../src/convert.ts'
+import { isOcikitError } from '../src/errors.ts'
+import { randomImage, randomIndex } from '../src/image/random.ts'
+import type { Image } from '../src/image/types.ts'
+import { tempDir } from './helpers/tmp.ts'
 
 async function tars(img: Image): Promise<string[]> {
   const out: string[] = []

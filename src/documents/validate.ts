@@ -7,6 +7,9 @@ import { InvalidDocumentError, NotSupportedError, OcikitError } from '../errors.
 import { isIndexType, isManifestType, MediaType } from './media-types.ts'
 import { type ImageConfig, type Index, imageConfigSchema, indexSchema, type Manifest, manifestSchema } from './schemas.ts'
 
+/** How deep indexes may nest inside indexes (the top one is depth 0); deeper is INVALID_MANIFEST everywhere. */
+export const MAX_INDEX_DEPTH = 8
+
 /** Largest manifest, index or config ocikit accepts (4 MiB). */
 export const MAX_DOCUMENT_SIZE = 4 * 1024 * 1024
 

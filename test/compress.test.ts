@@ -4,8 +4,8 @@ import { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { test } from 'node:test'
 import zlib from 'node:zlib'
-import { isOcikitError } from '../../src/errors.ts'
-import { compressor, looksIncompressible } from '../../src/layer/compress.ts'
+import { compressor, looksIncompressible } from '../src/compress.ts'
+import { isOcikitError } from '../src/errors.ts'
 
 async function compress(data: Buffer, kind: 'gzip' | 'zstd', o: { level?: number; concurrency?: number } = {}): Promise<Buffer> {
   const out: Buffer[] = []

@@ -14,9 +14,9 @@ import os from 'node:os'
 import { PassThrough, Transform, type TransformCallback } from 'node:stream'
 import { promisify } from 'node:util'
 import type zlibTypes from 'node:zlib'
-import { releaseChunk } from '../buffer-pool.ts'
-import { NotSupportedError, OcikitError } from '../errors.ts'
-import { type Compression, layerCompression } from '../spec/media-types.ts'
+import { releaseChunk } from './buffer-pool.ts'
+import { type Compression, layerCompression } from './documents/media-types.ts'
+import { NotSupportedError, OcikitError } from './errors.ts'
 
 // node:zlib is loaded on first use: it costs every CLI start some 10 ms, and most commands never compress.
 const zlib = (): typeof zlibTypes => process.getBuiltinModule('node:zlib')

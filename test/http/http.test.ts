@@ -4,10 +4,10 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import { type TestContext, test } from 'node:test'
-import { digestOf } from '../../../src/digest.ts'
-import { OciLayout } from '../../../src/stores/layout/layout.ts'
-import { createHttpClient } from '../../../src/stores/registry/http.ts'
-import { tempDir } from '../../helpers/tmp.ts'
+import { digestOf } from '../../src/digest.ts'
+import { createHttpClient } from '../../src/http/http.ts'
+import { OciLayout } from '../../src/stores/layout/layout.ts'
+import { tempDir } from '../helpers/tmp.ts'
 
 test('a blob read from a layout is sent intact while its buffers are reused', async (t) => {
   // 5.5 MiB of bytes that differ in every MiB, so that a buffer reused too early would show.
