@@ -4,21 +4,20 @@
  */
 
 import { removeCredentials, saveCredentials } from './auth/credentials.ts'
-import { type ConvertOptions, convert } from './convert.ts'
+import { writeTo } from './copy.ts'
 import type { Digest } from './digest.ts'
 import type { Descriptor, Platform } from './documents/schemas.ts'
 import { OcikitError } from './errors.ts'
 import { currentPlatform, selectPlatform } from './image/platform.ts'
 import type { Image, ImageOrIndex, IoOptions } from './image/types.ts'
-import { formatName, isLayoutTag, parseName } from './name/parse.ts'
+import { isLayoutTag, parseName } from './name/parse.ts'
 import { parseRegistryHost } from './name/reference.ts'
-import type { FsckReport } from './stores/layout/fsck.ts'
-import { type GcOptions, type GcReport, gcLayout } from './stores/layout/gc.ts'
-import { OciLayout } from './stores/layout/layout.ts'
-import type { LayoutEntry, LayoutWriteOptions } from './stores/layout/store.ts'
 import { storeFor } from './stores/open.ts'
 import { RegistryClient } from './stores/registry/client.ts'
 import { type RegistryOptions, RegistryTransport } from './stores/registry/transport.ts'
+import type { FsckReport, GcOptions, GcReport, ListedEntry, WriteOptions as StoreWriteOptions } from './stores/types.ts'
+
+export { type CopyOptions, copy } from './copy.ts'
 
 /** Options of {@link read}. */
 export interface ReadOptions extends IoOptions {
@@ -30,7 +29,7 @@ export interface ReadOptions extends IoOptions {
 
 /** A lazy view of the image or index a name refers to; with `platform`, always an image. */
 export async function read(name: string, o: ReadOptions = {}): Promise<ImageOrIndex> {
-  const store = storeFor(parseName(name), o.registry)
+  const store = storeFor(parseName(name), o)
   const x = await store.read(o)
   if (o.platform && x.kind === 'index') return selectPlatform(x, o.platform, store.name)
   return x
@@ -44,31 +43,21 @@ export async function readImage(name: string, o: ReadOptions = {}): Promise<Imag
 }
 
 /** Options of {@link write}. */
-export type WriteOptions = LayoutWriteOptions & { registry?: RegistryOptions | undefined }
-
-/** Writes an image or index to the store a name refers to, tagging it as the name says. Returns its descriptor. */
-export async function write(name: string, x: ImageOrIndex, o: WriteOptions = {}): Promise<Descriptor> {
-  return storeFor(parseName(name), o.registry).write(x, o)
-}
-
-/** Options of {@link copy}. */
-export interface CopyOptions extends WriteOptions, ConvertOptions {
-  /** Copy only the image for this platform out of an index. */
-  platform?: Platform | undefined
+export interface WriteOptions extends StoreWriteOptions {
+  /** How to reach registries (insecure hosts, credentials, retries). */
+  registry?: RegistryOptions | undefined
 }
 
 /**
- * Copies an image or a whole index from one store to another. Digests stay identical unless a
- * conversion (`format`, `compression`) is asked for and changes something.
+ * Writes an image or index to the store a name refers to, tagging it as the name says, through
+ * the one write engine (`writeTo` in copy.ts). Returns its descriptor.
  */
-export async function copy(src: string, dst: string, o: CopyOptions = {}): Promise<Descriptor> {
-  const dstStore = storeFor(parseName(dst), o.registry)
-  const x = await read(src, o)
-  return dstStore.write(o.format || o.compression ? await convert(x, o) : x, o)
+export async function write(name: string, x: ImageOrIndex, o: WriteOptions = {}): Promise<Descriptor> {
+  return writeTo(await storeFor(parseName(name), o).sink(), x, o)
 }
 
-/** The entries (tags and digests) of an OCI layout. */
-export async function list(name: string): Promise<LayoutEntry[]> {
+/** The entries (tags and digests) of a store. */
+export async function list(name: string): Promise<ListedEntry[]> {
   return storeFor(parseName(name)).list()
 }
 
@@ -147,7 +136,7 @@ export async function tag(name: string, newTag: string, o: { registry?: Registry
         : 'letters, digits and - . _ : @ + / between them'
     throw new OcikitError('INVALID_NAME', `invalid tag '${newTag}' (${rule})`)
   }
-  return storeFor(n, o.registry).tag(newTag)
+  return storeFor(n, o).tag(newTag)
 }
 
 /** Removes the tag a name carries; the blobs stay until gc. */
@@ -160,10 +149,7 @@ export async function fsck(name: string, o: { signal?: AbortSignal } = {}): Prom
   return storeFor(parseName(name)).fsck(o)
 }
 
-/** Removes unreachable blobs from an OCI layout (`oci:DIR`). */
+/** Removes unreachable blobs from a store that keeps its own (an OCI layout, `oci:DIR`). */
 export async function gc(name: string, o: GcOptions = {}): Promise<GcReport> {
-  const n = parseName(name)
-  if (n.transport !== 'oci') throw new OcikitError('NOT_SUPPORTED', `${formatName(n)}: gc works on OCI layouts (oci:DIR)`)
-  if (n.tag !== undefined || n.digest !== undefined) throw new OcikitError('INVALID_NAME', `${formatName(n)}: gc works on a whole layout; name it as oci:DIR`)
-  return gcLayout(await OciLayout.open(n.path), o)
+  return storeFor(parseName(name)).gc(o)
 }

@@ -1,18 +1,76 @@
 /**
  * ocikit: build, change, store, move and check OCI container images, with no daemon.
- * This module only re-exports; see each module for the contracts.
+ * This module only re-exports, by name: what is not listed here is internal. See each module
+ * for the contracts.
  */
-export * from './api.ts'
+export {
+  type CopyOptions,
+  catalog,
+  copy,
+  deleteImage,
+  fsck,
+  gc,
+  list,
+  listTags,
+  login,
+  logout,
+  type ReadOptions,
+  read,
+  readImage,
+  referrers,
+  tag,
+  untag,
+  type WriteOptions,
+  write,
+} from './api.ts'
 export { GC_STEP, setGarbageCollector } from './collector.ts'
+export { compressionOf, compressor, decompressor } from './compress.ts'
 export { type ConvertOptions, convert, convertImage, convertIndex } from './convert.ts'
-export * from './digest.ts'
-export * from './documents/index.ts'
-export * from './errors.ts'
-export { type AppendOptions, appendLayers, assembleImage, type ConfigEdit, editConfig, scratch } from './image/mutate.ts'
+export { writeTo } from './copy.ts'
+export { type Digest, type DigestAlgorithm, DigestingStream, digestOf, isDigest, parseDigest, verifyingStream } from './digest.ts'
+export { canonicalJson } from './documents/canonical.ts'
+export {
+  type Compression,
+  isImageConfigType,
+  isIndexType,
+  isLayerType,
+  isManifestType,
+  isNondistributableType,
+  MediaType,
+} from './documents/media-types.ts'
+export type { ContainerConfig, Descriptor, History, ImageConfig, Index, Manifest, Platform } from './documents/schemas.ts'
+export { EPOCH_ISO, isoTime, resolveTimestamp, type Timestamp } from './documents/time.ts'
+export { MAX_DOCUMENT_SIZE, MAX_INDEX_DEPTH, parseImageConfig, parseIndex, parseManifest, parseManifestOrIndex } from './documents/validate.ts'
+export {
+  AbortedError,
+  DigestMismatchError,
+  type ErrorCode,
+  InvalidDocumentError,
+  isOcikitError,
+  NotFoundError,
+  NotSupportedError,
+  OcikitError,
+  PlatformNotFoundError,
+  RegistryError,
+  type RegistryErrorDetail,
+  SizeMismatchError,
+  UnsafePathError,
+} from './errors.ts'
+export {
+  type AppendOptions,
+  appendLayers,
+  assembleImage,
+  type ConfigEdit,
+  editConfig,
+  mutate,
+  parseKeyValues,
+  scratch,
+} from './image/mutate.ts'
+export { type DescribedLayer, isDescribedLayer, sourceOf, type WithSource } from './image/partial.ts'
 export { currentPlatform, formatPlatform, parsePlatform, platformMatches, selectPlatform } from './image/platform.ts'
 export { MemoryBlobSource, type RandomImageOptions, randomImage, randomIndex } from './image/random.ts'
-export * from './image/types.ts'
-export { BlobLayer, type BlobSource, openView, SourceImage, SourceIndex } from './image/view.ts'
+export type { BlobSource, Image, ImageIndex, ImageOrIndex, IoOptions, Layer, Progress } from './image/types.ts'
+export { BlobLayer, openView, SourceImage, SourceIndex } from './image/view.ts'
 export { type ApplyOptions, type ApplyStats, applyLayer, applyTar, unpackImage } from './layer/apply.ts'
 export {
   type EncodeOptions,
@@ -29,13 +87,29 @@ export {
 } from './layer/encode.ts'
 export { type EntryType, type LayerEntry, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './layer/entry.ts'
 export { exportImage } from './layer/export.ts'
-export { type ListedEntry, listLayerFile, listTar } from './layer/read.ts'
+export { listLayerFile, listTar, type TarEntryListing } from './layer/read.ts'
 export { type DiffSourceOptions, diffEntries } from './layer/source-diff.ts'
 export { type DirectorySourceOptions, directoryEntries } from './layer/source-directory.ts'
 export { type FileMapOptions, type FileSpec, fileMapEntries } from './layer/source-files.ts'
-export * from './name/index.ts'
-export type { FsckReport } from './stores/layout/fsck.ts'
-export { DEFAULT_GC_GRACE_MS, type GcOptions, type GcReport } from './stores/layout/gc.ts'
+export { formatName, type ImageName, isLayoutTag, parseName } from './name/parse.ts'
+export { formatReference, parseReference, parseRegistryHost, type RegistryReference } from './name/reference.ts'
+export { DEFAULT_GC_GRACE_MS } from './stores/layout/gc.ts'
 export { OciLayout, REF_NAME } from './stores/layout/layout.ts'
-export type { LayoutEntry, LayoutRef, LayoutWriteOptions } from './stores/layout/store.ts'
-export type { WalkProblem } from './stores/layout/walk.ts'
+export { LayoutSink } from './stores/layout/store.ts'
+export { MemoryStore } from './stores/memory/store.ts'
+export { STORES, storeFor } from './stores/open.ts'
+export type { RegistryOptions } from './stores/registry/transport.ts'
+export type {
+  BlobEvent,
+  CommitResult,
+  FsckProblem,
+  FsckReport,
+  GcOptions,
+  GcReport,
+  ImageSink,
+  ListedEntry,
+  PutBlobOptions,
+  PutOutcome,
+  Store,
+  WriteOptions as StoreWriteOptions,
+} from './stores/types.ts'

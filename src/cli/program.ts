@@ -1,6 +1,7 @@
 /** The ocikit command line: argument parsing only; every command is one call into the library. */
 import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
+import { storeHelp } from '../stores/open.ts'
 import { register as registerAppend } from './commands/append.ts'
 import { register as registerCheck } from './commands/check.ts'
 import { register as registerCopy } from './commands/copy.ts'
@@ -19,12 +20,7 @@ export function packageVersion(): string {
 
 const NAMES = `
 Image names:
-  oci:DIR[:TAG]             OCI image layout directory (created on write)
-  oci:DIR@sha256:HEX        an image in a layout by digest
-  oci-archive:FILE[:TAG]    OCI layout in a tar file            (not supported yet)
-  docker-archive:FILE[:REF] docker save tar file                (not supported yet)
-  bfc:FILE[:TAG]            BFC single-file container           (not supported yet)
-  HOST[:PORT]/REPO[:TAG]    registry; also @sha256:..., docker://...; 'alpine' is docker.io/library/alpine:latest
+${storeHelp()}
 
 Examples:
   ocikit append scratch oci:./out:v1 --dir ./dist --prefix /app --cmd '["node","/app/index.js"]'

@@ -9,6 +9,7 @@ import { layerCompression, MediaType } from '../documents/media-types.ts'
 import type { ContainerConfig, Descriptor, History, ImageConfig, Manifest, Platform } from '../documents/schemas.ts'
 import { isoTime, resolveTimestamp, type Timestamp } from '../documents/time.ts'
 import { NotSupportedError, OcikitError } from '../errors.ts'
+import { isDescribedLayer } from './partial.ts'
 import { currentPlatform } from './platform.ts'
 import type { Image, IoOptions, Layer } from './types.ts'
 
@@ -62,7 +63,7 @@ class AssembledImage implements Image {
       const layers: Descriptor[] = await Promise.all(
         this.#layers.map(async (l) => {
           const d: Descriptor = { mediaType: l.mediaType, digest: await l.digest(), size: await l.size() }
-          const urls = (l as { descriptor?: () => Descriptor }).descriptor?.().urls
+          const urls = isDescribedLayer(l) ? l.descriptor().urls : undefined
           if (urls) d.urls = urls
           return d
         }),
@@ -224,3 +225,9 @@ export async function editConfig(base: Image, edit: ConfigEdit, o: AppendOptions
   const manifest = await base.manifest()
   return new AssembledImage(await base.mediaType(), config, await base.layers(), manifest.annotations)
 }
+
+/**
+ * The image changes, as one namespace (`mutate.appendLayers(base, layers)`,
+ * `mutate.config(base, edit)`): each returns a new lazy view and leaves its input as it was.
+ */
+export const mutate = Object.freeze({ appendLayers, config: editConfig })

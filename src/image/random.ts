@@ -12,8 +12,8 @@ import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../docu
 import { EPOCH_ISO } from '../documents/time.ts'
 import { MAX_DOCUMENT_SIZE } from '../documents/validate.ts'
 import { NotFoundError, OcikitError } from '../errors.ts'
-import type { Image, ImageIndex, IoOptions } from './types.ts'
-import { type BlobSource, SourceImage, SourceIndex } from './view.ts'
+import type { BlobSource, Image, ImageIndex, IoOptions } from './types.ts'
+import { SourceImage, SourceIndex } from './view.ts'
 
 /** A BlobSource over a Map of blobs held in memory; reads are verified like any other source. */
 export class MemoryBlobSource implements BlobSource {
@@ -27,6 +27,10 @@ export class MemoryBlobSource implements BlobSource {
     const digest = digestOf(data)
     this.#blobs.set(digest, new Uint8Array(data))
     return { mediaType, digest, size: data.length, ...extra }
+  }
+  /** True when the source holds a blob of this digest. */
+  has(digest: Digest): boolean {
+    return this.#blobs.has(digest)
   }
   #get(d: Descriptor): Uint8Array {
     const b = this.#blobs.get(d.digest)

@@ -7,6 +7,16 @@ import type { Digest } from '../digest.ts'
 import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../documents/schemas.ts'
 import type { Progress } from '../streams.ts'
 
+/** Where views get their bytes. Implementations verify what they return against the descriptor. */
+export interface BlobSource {
+  /** Names the source in messages, e.g. `oci:./out`. */
+  readonly name: string
+  /** A stream of the blob, failing at its end if the bytes do not match `d`. */
+  openBlob(d: Descriptor, o?: IoOptions): Promise<Readable>
+  /** The whole blob, verified, for small documents (capped at 4 MiB). */
+  readBlob(d: Descriptor, o?: IoOptions): Promise<Uint8Array>
+}
+
 /** Options every I/O call takes. */
 export interface IoOptions {
   readonly signal?: AbortSignal | undefined

@@ -11,20 +11,11 @@ import type { Descriptor, ImageConfig, Index, Manifest } from '../documents/sche
 import { checkManifestAgainstConfig, MAX_INDEX_DEPTH, parseImageConfig, parseManifestOrIndex } from '../documents/validate.ts'
 import { NotSupportedError, OcikitError } from '../errors.ts'
 import { chain } from '../streams.ts'
-import type { Image, ImageIndex, ImageOrIndex, IoOptions, Layer } from './types.ts'
-
-/** Where views get their bytes. Implementations verify what they return against the descriptor. */
-export interface BlobSource {
-  /** Names the source in messages, e.g. `oci:./out`. */
-  readonly name: string
-  /** A stream of the blob, failing at its end if the bytes do not match `d`. */
-  openBlob(d: Descriptor, o?: IoOptions): Promise<Readable>
-  /** The whole blob, verified, for small documents (capped at 4 MiB). */
-  readBlob(d: Descriptor, o?: IoOptions): Promise<Uint8Array>
-}
+import type { DescribedLayer, WithSource } from './partial.ts'
+import type { BlobSource, Image, ImageIndex, ImageOrIndex, IoOptions, Layer } from './types.ts'
 
 /** A layer backed by a blob in a source. `diffId` comes from the image config. */
-export class BlobLayer implements Layer {
+export class BlobLayer implements DescribedLayer, WithSource {
   readonly mediaType: string
   readonly #src: BlobSource
   readonly #desc: Descriptor
@@ -35,11 +26,11 @@ export class BlobLayer implements Layer {
     this.mediaType = desc.mediaType
     this.#diffId = diffId
   }
-  /** Where this layer's bytes come from (lets a registry writer mount instead of upload). */
+  /** Where this layer's bytes come from (a {@link WithSource}: lets a registry writer mount instead of upload). */
   get source(): BlobSource {
     return this.#src
   }
-  /** A copy of the descriptor this layer was made from (keeps urls and annotations). */
+  /** A copy of the descriptor this layer was made from (a {@link DescribedLayer}: keeps urls and annotations). */
   descriptor(): Descriptor {
     return structuredClone(this.#desc)
   }
@@ -77,7 +68,7 @@ function once<T>(f: () => Promise<T>): () => Promise<T> {
 }
 
 /** An image view over a source, given its verified manifest bytes. */
-export class SourceImage implements Image {
+export class SourceImage implements Image, WithSource {
   readonly kind = 'image' as const
   readonly #src: BlobSource
   readonly #raw: Uint8Array
@@ -102,7 +93,7 @@ export class SourceImage implements Image {
       return { raw, parsed }
     })
   }
-  /** Where this image's blobs come from (lets a registry writer mount instead of upload). */
+  /** Where this image's blobs come from (a {@link WithSource}: lets a registry writer mount instead of upload). */
   get source(): BlobSource {
     return this.#src
   }

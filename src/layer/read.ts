@@ -54,7 +54,7 @@ export function completeTarEnd(): Transform {
 }
 
 /** One entry as `layer ls` shows it. */
-export interface ListedEntry {
+export interface TarEntryListing {
   path: string
   type: string
   mode: number
@@ -154,14 +154,14 @@ export function readTar(tar: Readable, what: string, o: { signal?: AbortSignal |
 }
 
 /** Lists the entries of an uncompressed tar stream; `what` names it in errors. */
-export async function* listTar(tar: Readable, what = 'layer'): AsyncGenerator<ListedEntry> {
+export async function* listTar(tar: Readable, what = 'layer'): AsyncGenerator<TarEntryListing> {
   for await (const entry of readTar(tar, what).entries) {
     const h = entry.header
     entry.resume()
     const path = h.name.replace(/\/$/, '')
     const base = path.slice(path.lastIndexOf('/') + 1)
     const dir = path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : ''
-    let whiteout: ListedEntry['whiteout']
+    let whiteout: TarEntryListing['whiteout']
     if (base === OPAQUE_WHITEOUT) whiteout = { kind: 'opaque', target: dir || '.' }
     else if (base.startsWith(WHITEOUT_PREFIX)) whiteout = { kind: 'delete', target: (dir ? `${dir}/` : '') + base.slice(WHITEOUT_PREFIX.length) }
     const xattrs = xattrsOfPax(h.pax as Record<string, string> | undefined).map(([name]) => name)
@@ -179,7 +179,7 @@ export async function* listTar(tar: Readable, what = 'layer'): AsyncGenerator<Li
 }
 
 /** Lists the entries of a layer file (any compression). */
-export async function* listLayerFile(file: string): AsyncGenerator<ListedEntry> {
+export async function* listLayerFile(file: string): AsyncGenerator<TarEntryListing> {
   const c = await fileCompression(file)
   try {
     yield* listTar(chain(createReadStream(file), decompressor(c)), file)

@@ -1,90 +1,72 @@
 /**
- * From a parsed name to the store that serves it. Each store exposes the same verbs;
- * stores not built yet answer NOT_SUPPORTED with the name.
+ * The store table: from a parsed name's transport to the store that serves it. A new store is one
+ * folder under `src/stores/` and one row here; `ocikit --help` and the "not supported yet"
+ * answer come from the rows.
  */
-
-import type { Descriptor } from '../documents/schemas.ts'
-import { NotSupportedError, OcikitError } from '../errors.ts'
-import type { ImageOrIndex, IoOptions } from '../image/types.ts'
-import type { RegistryName } from '../name/parse.ts'
-import { formatName, type ImageName, type LayoutName } from '../name/parse.ts'
-import { type FsckReport, fsckLayout } from './layout/fsck.ts'
-import { OciLayout } from './layout/layout.ts'
-import { type LayoutEntry, type LayoutWriteOptions, listLayout, readFromLayout, tagInLayout, untagInLayout, writeToLayout } from './layout/store.ts'
-import { RegistryClient } from './registry/client.ts'
-import { readFromRegistry, writeToRegistry } from './registry/store.ts'
+import { NotSupportedError } from '../errors.ts'
+import { formatName, type ImageName } from '../name/parse.ts'
+import { layoutStore } from './layout/store.ts'
+import { registryStore } from './registry/store.ts'
 import type { RegistryOptions } from './registry/transport.ts'
+import type { Store } from './types.ts'
 
-/** The verbs every store offers for one name. */
-export interface StoreRef {
-  /** The name as given, for messages. */
-  readonly name: string
-  read(o?: IoOptions): Promise<ImageOrIndex>
-  write(x: ImageOrIndex, o?: LayoutWriteOptions): Promise<Descriptor>
-  list(): Promise<LayoutEntry[]>
-  tag(newTag: string): Promise<Descriptor>
-  untag(): Promise<Descriptor>
-  fsck(o?: { signal?: AbortSignal }): Promise<FsckReport>
+/** What opening a store may need besides the name. */
+export interface StoreOptions {
+  /** How to reach registries (insecure hosts, credentials, retries, timeouts). */
+  registry?: RegistryOptions | undefined
 }
 
-function layoutRef(n: LayoutName): StoreRef {
-  const name = formatName(n)
-  const ref = { tag: n.tag, digest: n.digest }
-  return {
-    name,
-    read: async (o) => readFromLayout(await OciLayout.open(n.path), ref, o),
-    write: async (x, o) => {
-      if (n.digest) throw new OcikitError('INVALID_NAME', `${name}: cannot write to a digest; name a tag (oci:DIR:TAG) or none`)
-      return writeToLayout(await OciLayout.create(n.path), x, n.tag, o)
-    },
-    list: async () => listLayout(await OciLayout.open(n.path)),
-    tag: async (newTag) => tagInLayout(await OciLayout.open(n.path), ref, newTag),
-    untag: async () => {
-      if (n.tag === undefined) throw new OcikitError('INVALID_NAME', `${name}: name the tag to remove (oci:DIR:TAG)`)
-      return untagInLayout(await OciLayout.open(n.path), n.tag)
-    },
-    fsck: async (o) => fsckLayout(await OciLayout.open(n.path), o),
-  }
+type NameOf<T extends ImageName['transport']> = Extract<ImageName, { transport: T }>
+
+/** One row of the table: how names of the transport are written, what they name, and (once built) how to open one. */
+export interface StoreRow<T extends ImageName['transport']> {
+  /** How a name is written, e.g. `oci:DIR[:TAG]`. */
+  readonly syntax: string
+  /** What it names, for help. */
+  readonly about: string
+  /** Opens the store for a name; absent while the store is not built yet. */
+  readonly open?: ((n: NameOf<T>, o: StoreOptions) => Store) | undefined
 }
 
-function registryRef(n: RegistryName, o: RegistryOptions): StoreRef {
-  const name = formatName(n)
-  const r = n.reference
-  const client = () => new RegistryClient(r.registry, r.repository, o)
-  const ref = r.digest ?? r.tag ?? 'latest'
-  return {
-    name,
-    read: (io) => readFromRegistry(client(), ref, io),
-    write: (x, wo) => {
-      if (r.digest && !r.tag) return writeToRegistry(client(), x, undefined, wo)
-      return writeToRegistry(client(), x, r.tag, wo)
-    },
-    list: async () => {
-      throw new NotSupportedError(`${name}: ls lists OCI layouts; for a registry repository use 'ocikit tags ${r.registry}/${r.repository}'`)
-    },
-    tag: async (newTag) => {
-      const c = client()
-      const m = await c.manifest(ref)
-      await c.putManifest(newTag, m.bytes, m.mediaType)
-      return { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, annotations: { 'org.opencontainers.image.ref.name': newTag } }
-    },
-    untag: async () => {
-      throw new NotSupportedError(`${name}: registries cannot remove a tag alone; 'ocikit delete' removes the manifest (and every tag on it)`)
-    },
-    fsck: async () => {
-      throw new NotSupportedError(`${name}: fsck works on OCI layouts (oci:DIR); copy the image to one to check it`)
-    },
-  }
+/** Every transport, in the order help lists them. */
+export const STORES: { readonly [T in ImageName['transport']]: StoreRow<T> } = {
+  oci: { syntax: 'oci:DIR[:TAG]', about: 'OCI image layout directory (created on write); oci:DIR@sha256:HEX names one by digest', open: layoutStore },
+  'oci-archive': { syntax: 'oci-archive:FILE[:TAG]', about: 'OCI layout in a tar file' },
+  'docker-archive': { syntax: 'docker-archive:FILE[:REF]', about: 'docker save tar file' },
+  bfc: { syntax: 'bfc:FILE[:TAG]', about: 'BFC single-file container' },
+  registry: {
+    syntax: 'HOST[:PORT]/REPO[:TAG]',
+    about: "registry; also @sha256:..., docker://...; 'alpine' is docker.io/library/alpine:latest",
+    open: (n, o) => registryStore(n, o.registry ?? {}),
+  },
 }
 
-/** The store behind a parsed name. `registry` options apply to registry names. */
-export function storeFor(n: ImageName, registry: RegistryOptions = {}): StoreRef {
-  if (n.transport === 'oci') return layoutRef(n)
-  if (n.transport === 'registry') return registryRef(n, registry)
+/** A store whose every verb answers NOT_SUPPORTED, naming the store that is not built yet. */
+function notBuilt(n: ImageName): Store {
   const name = formatName(n)
-  const store = n.transport
-  const unsupported = async (): Promise<never> => {
-    throw new NotSupportedError(`${name}: the ${store} store is not supported yet`)
+  const no = async (): Promise<never> => {
+    throw new NotSupportedError(`${name}: the ${n.transport} store is not supported yet (supported: ${supportedSyntax().join(', ')})`)
   }
-  return { name, read: unsupported, write: unsupported, list: unsupported, tag: unsupported, untag: unsupported, fsck: unsupported }
+  return { name, read: no, sink: no, list: no, tag: no, untag: no, fsck: no, gc: no }
+}
+
+/** The store behind a parsed name. */
+export function storeFor(n: ImageName, o: StoreOptions = {}): Store {
+  // The row of n's own transport, so its name has the type the row's opener takes.
+  const row = STORES[n.transport] as StoreRow<typeof n.transport> & { open?: (n: ImageName, o: StoreOptions) => Store }
+  return row.open ? row.open(n, o) : notBuilt(n)
+}
+
+/** The syntax of every store that is built. */
+function supportedSyntax(): string[] {
+  return Object.values(STORES)
+    .filter((r) => r.open)
+    .map((r) => r.syntax)
+}
+
+/** The "Image names" part of help: one line per store, those not built yet marked so. */
+export function storeHelp(): string {
+  const rows = Object.values(STORES) as StoreRow<ImageName['transport']>[]
+  const width = Math.max(...rows.map((r) => r.syntax.length)) + 2
+  return rows.map((r) => `  ${r.syntax.padEnd(width)}${r.about}${r.open ? '' : ' (not supported yet)'}`).join('\n')
 }

@@ -1,20 +1,8 @@
 /** fsck of an OCI layout: every reachable blob present, of the right size, hashing to its name, and valid. */
 
-import type { Digest } from '../../digest.ts'
+import type { FsckReport } from '../types.ts'
 import type { OciLayout } from './layout.ts'
-import { type WalkProblem, walkLayout } from './walk.ts'
-
-/** What fsck found. `ok` is true when there is no problem. */
-export interface FsckReport {
-  readonly ok: boolean
-  /** Distinct blobs reached from index.json. */
-  readonly reachable: number
-  /** Blobs whose bytes were re-hashed (each once). */
-  readonly hashed: number
-  readonly problems: readonly WalkProblem[]
-  /** Non-distributable layers that are absent, which the spec allows. */
-  readonly foreignMissing: readonly { digest: Digest; via: string }[]
-}
+import { walkLayout } from './walk.ts'
 
 /**
  * Walks index.json → manifests → configs → layers and re-hashes every reachable blob once,

@@ -2,31 +2,9 @@
 import fs from 'node:fs/promises'
 import type { Digest } from '../../digest.ts'
 import { OcikitError } from '../../errors.ts'
+import type { GcOptions, GcReport } from '../types.ts'
 import type { OciLayout } from './layout.ts'
 import { walkLayout } from './walk.ts'
-
-/** Options of {@link gcLayout}. */
-export interface GcOptions {
-  /** List what would be removed, remove nothing. */
-  dryRun?: boolean
-  /**
-   * Keep unreferenced blobs (and temp files) modified less than this many milliseconds ago
-   * (default 10 minutes): another process may be writing an image whose tag is not recorded yet.
-   */
-  graceMs?: number
-  signal?: AbortSignal
-}
-
-/** What gc removed (or, in a dry run, would remove). */
-export interface GcReport {
-  readonly removed: readonly { digest: Digest; size: number }[]
-  readonly bytes: number
-  /** Unreferenced blobs kept because they are younger than the grace period. */
-  readonly keptRecent: number
-  /** Abandoned temp files removed. */
-  readonly tempsRemoved: number
-  readonly dryRun: boolean
-}
 
 /** Default grace period of gc: 10 minutes. */
 export const DEFAULT_GC_GRACE_MS = 10 * 60 * 1000

@@ -1,17 +1,19 @@
 /** Reading, writing and tagging images in an OCI layout. */
+import fs from 'node:fs/promises'
 import type { Readable } from 'node:stream'
-import pLimit from 'p-limit'
 import type { Digest } from '../../digest.ts'
-import { isImageConfigType, isNondistributableType } from '../../documents/media-types.ts'
+import { isImageConfigType } from '../../documents/media-types.ts'
 import type { Descriptor, Index } from '../../documents/schemas.ts'
 import { detectManifestType, parseJsonBytes } from '../../documents/validate.ts'
-import { isOcikitError, NotFoundError, OcikitError } from '../../errors.ts'
-import type { Image, ImageIndex, ImageOrIndex, IoOptions } from '../../image/types.ts'
-import { eachChild, openView } from '../../image/view.ts'
-import { OncePerKey } from '../../once.ts'
-import { progressTap } from '../../streams.ts'
-import { TransferGroup } from '../../transfers.ts'
-import { type OciLayout, REF_NAME, tagOf } from './layout.ts'
+import { NotFoundError, OcikitError } from '../../errors.ts'
+import type { ImageOrIndex, IoOptions } from '../../image/types.ts'
+import { openView } from '../../image/view.ts'
+import type { LayoutName } from '../../name/parse.ts'
+import { formatName } from '../../name/parse.ts'
+import type { CommitResult, ImageSink, ListedEntry, PutBlobOptions, PutOutcome, Store } from '../types.ts'
+import { fsckLayout } from './fsck.ts'
+import { gcLayout } from './gc.ts'
+import { OciLayout, REF_NAME, tagOf } from './layout.ts'
 
 /** Which image of a layout: a tag, a digest, or (neither) the only one. */
 export interface LayoutRef {
@@ -55,93 +57,16 @@ export async function readFromLayout(layout: OciLayout, ref: LayoutRef, o?: IoOp
   return openView(layout, await resolveInLayout(layout, ref), o)
 }
 
-/** Options of {@link writeToLayout}. */
-export interface LayoutWriteOptions extends IoOptions {
-  /** Blobs written at once (default 4). */
-  concurrency?: number
-  /** Called once per blob: written, or skipped because the destination had it (or mounted it). */
-  onBlob?: (e: { digest: Digest; size: number; existed: boolean; mounted?: boolean }) => void
+/** The `index.json` entry for `d`: with its platform (a tagged image) and its tag. */
+async function entryFor(x: ImageOrIndex, d: Descriptor, tag: string | undefined): Promise<Descriptor> {
+  const desc: Descriptor = { ...d }
+  if (x.kind === 'image' && tag !== undefined && isImageConfigType((await x.manifest()).config.mediaType)) {
+    const c = await x.config()
+    desc.platform = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }
+  }
+  if (tag !== undefined) desc.annotations = { [REF_NAME]: tag }
+  return desc
 }
-
-/**
- * One write into a layout: its options (whose signal is the transfer group's), the transfers
- * stopped together on a failure, the bound on blobs at once, and the blobs under way by digest.
- */
-interface LayoutWrite {
-  layout: OciLayout
-  o: LayoutWriteOptions & { signal: AbortSignal }
-  transfers: TransferGroup
-  limit: ReturnType<typeof pLimit>
-  blobs: OncePerKey<Digest, void>
-}
-
-async function writeImageBlobs(w: LayoutWrite, img: Image): Promise<void> {
-  const { layout, limit, o } = w
-  const manifest = await img.manifest()
-  const layers = await img.layers()
-  // The config is read, and checked against the manifest, while the layers stream in; no blob is
-  // renamed into place before the check passed, so a bad config still leaves nothing behind,
-  // and it stops the transfers under way. The config is written beside the layers, the
-  // manifest last.
-  const checked = img.rawConfig()
-  checked.catch((e: unknown) => w.transfers.stop(e))
-  await Promise.all([
-    w.blobs.run(manifest.config.digest, () =>
-      w.transfers.run(async () => {
-        const written = await layout.writeBlob(await checked, manifest.config, o)
-        o.onBlob?.(written)
-      }),
-    ),
-    ...layers.map((layer, i) => {
-      const d = manifest.layers[i] as Descriptor
-      return w.blobs.run(d.digest, () =>
-        w.transfers.run(() =>
-          limit(async () => {
-            o.signal.throwIfAborted()
-            if (await layout.renewBlob(d.digest, d.size)) {
-              o.onBlob?.({ digest: d.digest, size: d.size, existed: true })
-              return
-            }
-            let stream: Readable
-            try {
-              stream = await layer.compressed(o)
-            } catch (e) {
-              // Foreign / non-distributable layers may legitimately be absent from the source.
-              if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
-              throw e
-            }
-            const taps = progressTap(d.digest, d.size, o.onProgress)
-            const written = await layout.writeBlob(stream, d, { ...o, taps, commitAfter: checked })
-            o.onBlob?.(written)
-          }),
-        ),
-      )
-    }),
-  ])
-  const digest = await img.digest()
-  await w.blobs.run(digest, () =>
-    w.transfers.run(async () => {
-      const written = await layout.writeBlob(await img.rawManifest(), { digest }, o)
-      o.onBlob?.(written)
-    }),
-  )
-}
-
-async function writeIndexBlobs(w: LayoutWrite, idx: ImageIndex, depth = 0): Promise<void> {
-  await eachChild(idx, w.layout.name, depth, {
-    image: (img) => writeImageBlobs(w, img),
-    index: (child, d) => w.blobs.run(d.digest, () => writeIndexBlobs(w, child, depth + 1)),
-  })
-  const raw = await idx.rawManifest()
-  const digest = await idx.digest()
-  await w.transfers.run(async () => {
-    const written = await w.layout.writeBlob(raw, { digest }, w.o)
-    w.o.onBlob?.(written)
-  })
-}
-
-/** How many times a write puts back blobs that a concurrent gc deleted before it gives up. */
-const WRITE_ROUNDS = 3
 
 /** Thrown inside the index update when a blob the write needs is gone: the update is not made. */
 class BlobsGone {
@@ -152,72 +77,79 @@ class BlobsGone {
 }
 
 /**
- * Writes an image or index (every blob it reaches) into a layout, then records it in
- * `index.json`, tagged when `tag` is given (moving the tag if another image had it).
- * Blobs come first and the tag last, so a failure never leaves a tag without its blobs.
- * The first failure stops every other transfer of the write, and the write rejects (with that
- * failure) only once all of them have removed their temp files.
+ * Writes into a layout, under a tag or by digest alone (`index.json` gets an untagged entry). The
+ * layout is created on the first blob, so a write that fails before it leaves no directory.
  *
- * With gc running beside it (docs/layers.md): every blob the write reuses has its mtime renewed,
- * so gc's grace period covers it; and under the layout's lock, which gc holds for its whole run,
- * the write checks that every blob it needs is still there before it records the entry. One
- * that gc deleted meanwhile is written again (up to three rounds; then BLOB_UNKNOWN and no
- * entry). So a write that succeeds leaves an entry whose every blob exists.
+ * With gc running beside it (docs/layers.md): every blob present that the write reuses has its
+ * mtime renewed, so gc's grace period covers it; and under the layout's lock, which gc holds for
+ * its whole run, the commit checks that every blob the write needs is still there before it
+ * records the entry, answering `missing` (the engine puts them back) when one is not. So a write
+ * that succeeds leaves an entry whose every blob exists.
  */
-export async function writeToLayout(layout: OciLayout, x: ImageOrIndex, tag: string | undefined, o: LayoutWriteOptions = {}): Promise<Descriptor> {
-  let desc: Descriptor | undefined
-  for (let round = 1; ; round++) {
-    const needed = await writeBlobs(layout, x, o)
-    // After the blobs: describing a tagged image reads its config, which the write checks first.
-    desc ??= await describe(x, tag)
-    const entry = desc
+export class LayoutSink implements ImageSink {
+  readonly name: string
+  readonly copiesForeignLayers = true
+  readonly #dir: string
+  readonly #tag: string | undefined
+  #layout: Promise<{ layout: OciLayout; created: boolean }> | undefined
+  constructor(dir: string, tag: string | undefined, name = `oci:${dir}${tag === undefined ? '' : `:${tag}`}`) {
+    this.#dir = dir
+    this.#tag = tag
+    this.name = name
+  }
+
+  #open(): Promise<OciLayout> {
+    this.#layout ??= (async () => {
+      const existed = await fs.stat(this.#dir).then(
+        () => true,
+        () => false,
+      )
+      return { layout: await OciLayout.create(this.#dir), created: !existed }
+    })()
+    return this.#layout.then((l) => l.layout)
+  }
+
+  async putBlob(d: Descriptor, open: () => Promise<Readable>, o: PutBlobOptions): Promise<PutOutcome> {
+    const layout = await this.#open()
+    if (await layout.renewBlob(d.digest, d.size)) return 'existed'
+    const written = await layout.writeBlob(await open(), d, { signal: o.signal, taps: [...(o.taps ?? [])], commitAfter: o.commitAfter })
+    return written.existed ? 'existed' : 'written'
+  }
+
+  async putManifest(d: Descriptor, bytes: Uint8Array, o: IoOptions): Promise<PutOutcome> {
+    const written = await (await this.#open()).writeBlob(bytes, { digest: d.digest, size: d.size }, o)
+    return written.existed ? 'existed' : 'written'
+  }
+
+  async commit(x: ImageOrIndex, d: Descriptor, bytes: Uint8Array, needed: readonly Descriptor[], o: IoOptions): Promise<CommitResult> {
+    const layout = await this.#open()
+    await this.putManifest(d, bytes, o)
+    const entry = await entryFor(x, d, this.#tag)
     try {
       await layout.updateIndex(async (index) => {
-        const gone = await layout.missingBlobs(needed.values())
+        const gone = await layout.missingBlobs([...needed, d])
         if (gone.length > 0) throw new BlobsGone(gone)
         return addEntry(index, entry)
       })
-      return entry
     } catch (e) {
-      if (!(e instanceof BlobsGone)) throw e
-      if (round >= WRITE_ROUNDS) {
-        throw new NotFoundError(
-          'BLOB_UNKNOWN',
-          `${layout.name}: ${e.digests.length} blob(s) of the image (${e.digests[0]}...) were deleted while it was written, ${round} times (a gc running beside the write?); nothing was recorded`,
-        )
-      }
+      if (e instanceof BlobsGone) return { missing: e.digests }
+      throw e
+    }
+    return { descriptor: entry }
+  }
+
+  async abort(): Promise<void> {
+    // A layout this write created, which nothing has written into since: removed again.
+    const opened = await this.#layout?.catch(() => undefined)
+    if (!opened?.created) return
+    try {
+      const index = await opened.layout.readIndex()
+      const { blobs, temps } = await opened.layout.listBlobs()
+      if (index.manifests.length === 0 && blobs.length === 0 && temps.length === 0) await fs.rm(opened.layout.dir, { recursive: true, force: true })
+    } catch {
+      // left as it is: it is a valid (empty) layout
     }
   }
-}
-
-/** Writes every blob `x` reaches; returns each blob the entry needs (written, or found present and renewed). */
-async function writeBlobs(layout: OciLayout, x: ImageOrIndex, o: LayoutWriteOptions): Promise<Map<Digest, { digest: Digest; size: number }>> {
-  const transfers = new TransferGroup(o.signal)
-  const needed = new Map<Digest, { digest: Digest; size: number }>()
-  const onBlob: LayoutWriteOptions['onBlob'] = (b) => {
-    needed.set(b.digest, { digest: b.digest, size: b.size })
-    o.onBlob?.(b)
-  }
-  const w: LayoutWrite = { layout, o: { ...o, onBlob, signal: transfers.signal }, transfers, limit: pLimit(o.concurrency ?? 4), blobs: new OncePerKey() }
-  try {
-    if (x.kind === 'image') await writeImageBlobs(w, x)
-    else await writeIndexBlobs(w, x)
-  } catch (e) {
-    throw await transfers.failed(e)
-  }
-  return needed
-}
-
-/** The `index.json` entry for `x`: its descriptor, with its platform (a tagged image) and its tag. */
-async function describe(x: ImageOrIndex, tag: string | undefined): Promise<Descriptor> {
-  const raw = await x.rawManifest()
-  const desc: Descriptor = { mediaType: await x.mediaType(), digest: await x.digest(), size: raw.length }
-  if (x.kind === 'image' && tag !== undefined && isImageConfigType((await x.manifest()).config.mediaType)) {
-    const c = await x.config()
-    desc.platform = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }
-  }
-  if (tag !== undefined) desc.annotations = { [REF_NAME]: tag }
-  return desc
 }
 
 /** `index` with `desc` added: a tagged entry replaces any entry holding that tag; an untagged one is added once. */
@@ -227,14 +159,8 @@ export function addEntry(index: Index, desc: Descriptor): Index {
   return { ...index, manifests: [...others, desc] }
 }
 
-/** One entry of a layout's `index.json`. */
-export interface LayoutEntry {
-  readonly tag?: string | undefined
-  readonly descriptor: Descriptor
-}
-
 /** Every entry of a layout's `index.json`, in file order. */
-export async function listLayout(layout: OciLayout): Promise<LayoutEntry[]> {
+export async function listLayout(layout: OciLayout): Promise<ListedEntry[]> {
   return (await layout.readIndex()).manifests.map((d) => ({ tag: tagOf(d), descriptor: d }))
 }
 
@@ -256,4 +182,29 @@ export async function untagInLayout(layout: OciLayout, tag: string): Promise<Des
     return { ...index, manifests: index.manifests.filter((m) => tagOf(m) !== tag) }
   })
   return removed as Descriptor
+}
+
+/** The layout store for a name `oci:DIR[:TAG|@DIGEST]`. */
+export function layoutStore(n: LayoutName): Store {
+  const name = formatName(n)
+  const ref = { tag: n.tag, digest: n.digest }
+  return {
+    name,
+    read: async (o) => readFromLayout(await OciLayout.open(n.path), ref, o),
+    sink: async () => {
+      if (n.digest) throw new OcikitError('INVALID_NAME', `${name}: cannot write to a digest; name a tag (oci:DIR:TAG) or none`)
+      return new LayoutSink(n.path, n.tag, name)
+    },
+    list: async () => listLayout(await OciLayout.open(n.path)),
+    tag: async (newTag) => tagInLayout(await OciLayout.open(n.path), ref, newTag),
+    untag: async () => {
+      if (n.tag === undefined) throw new OcikitError('INVALID_NAME', `${name}: name the tag to remove (oci:DIR:TAG)`)
+      return untagInLayout(await OciLayout.open(n.path), n.tag)
+    },
+    fsck: async (o) => fsckLayout(await OciLayout.open(n.path), o),
+    gc: async (o) => {
+      if (n.tag !== undefined || n.digest !== undefined) throw new OcikitError('INVALID_NAME', `${name}: gc works on a whole layout; name it as oci:DIR`)
+      return gcLayout(await OciLayout.open(n.path), o)
+    },
+  }
 }

@@ -11,30 +11,14 @@ import { isImageConfigType, isIndexType, isManifestType, isNondistributableType 
 import type { Descriptor } from '../../documents/schemas.ts'
 import { checkManifestAgainstConfig, MAX_DOCUMENT_SIZE, MAX_INDEX_DEPTH, parseImageConfig, parseManifestOrIndex } from '../../documents/validate.ts'
 import { isErrno, isOcikitError } from '../../errors.ts'
+import type { BlobRole, FsckProblem, ProblemKind } from '../types.ts'
 import { type OciLayout, tagOf } from './layout.ts'
-
-/** What is wrong with a blob. */
-export type ProblemKind = 'missing' | 'truncated' | 'corrupt' | 'invalid' | 'too-large'
-
-/** One problem found by a walk. */
-export interface WalkProblem {
-  readonly kind: ProblemKind
-  readonly digest: Digest
-  /** How the blob was reached, e.g. `index.json manifests[0] (tag v1) → layers[2]`. */
-  readonly via: string
-  /** What the blob is to the image that named it. */
-  readonly role: BlobRole
-  readonly message: string
-}
-
-/** What a blob is to the document that names it. */
-export type BlobRole = 'manifest' | 'config' | 'layer' | 'blob'
 
 /** What a walk found. */
 export interface WalkResult {
   /** Every digest reached from index.json, present or not. */
   readonly reachable: Set<string>
-  readonly problems: WalkProblem[]
+  readonly problems: FsckProblem[]
   /** Non-distributable layers absent from the layout (allowed by the spec). */
   readonly foreignMissing: { digest: Digest; via: string }[]
   /** Blobs whose bytes were hashed. */
@@ -45,7 +29,7 @@ export interface WalkResult {
 export async function walkLayout(layout: OciLayout, opts: { hashAll: boolean; signal?: AbortSignal }): Promise<WalkResult> {
   const index = await layout.readIndex()
   const reachable = new Set<string>()
-  const problems: WalkProblem[] = []
+  const problems: FsckProblem[] = []
   const foreignMissing: { digest: Digest; via: string }[] = []
   const limit = pLimit(2)
   const pending: Promise<void>[] = []

@@ -264,7 +264,8 @@ export class RegistryClient {
   }
 
   /**
-   * Uploads a blob unless the repository has it. With `mountFrom`, first asks the registry to
+   * Uploads a blob unless the repository has it. `before`, when given, must resolve before
+   * anything is mounted or sent (it rejects: nothing is). With `mountFrom`, first asks the registry to
    * mount it from that repository. Blobs up to `chunkSize` go in one PUT; larger ones in PATCH
    * chunks (at least the registry's OCI-Chunk-Min-Length), falling back to one PUT if chunks are refused.
    * Returns what happened.
@@ -272,9 +273,11 @@ export class RegistryClient {
   async uploadBlob(
     d: Descriptor,
     open: () => Promise<Readable>,
-    o: IoOptions & { mountFrom?: string | undefined } = {},
+    o: IoOptions & { mountFrom?: string | undefined; before?: Promise<unknown> | undefined } = {},
   ): Promise<'existed' | 'mounted' | 'uploaded'> {
     if (await this.hasBlob(d.digest, o)) return 'existed'
+    // A check that must pass before the blob is named here (the image's config, read meanwhile).
+    await o.before
     const uploads = `${this.repository}/blobs/uploads/`
     if (o.mountFrom && o.mountFrom !== this.repository) {
       const res = await this.t.request({
