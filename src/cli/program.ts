@@ -35,13 +35,13 @@ Examples:
 const COMMANDS: readonly [names: readonly string[], register: (program: Command) => void][] = [
   [['inspect'], registerInspect],
   [['manifest', 'config', 'digest'], registerDocuments],
-  [['ls', 'tag', 'untag'], registerTags],
+  [['ls', 'tags', 'tag', 'untag'], registerTags],
   [['copy'], registerCopy],
   [['fsck', 'gc'], registerCheck],
   [['append'], registerAppend],
   [['layer'], registerLayer],
   [['unpack', 'export'], registerUnpack],
-  [['tags', 'referrers', 'catalog', 'delete', 'login', 'logout'], registerRegistry],
+  [['referrers', 'catalog', 'delete', 'login', 'logout'], registerRegistry],
 ]
 
 /** A parser of a number of seconds greater than 0 (up to a day), for `flag`. */

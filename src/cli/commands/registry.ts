@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { catalog, deleteImage, listTags, login, logout, referrers } from '../../api.ts'
+import { catalog, deleteImage, login, logout, referrers } from '../../api.ts'
 import { OcikitError } from '../../errors.ts'
 import { jsonOption, registryOptions } from '../options.ts'
 import { printList } from '../output.ts'
@@ -13,14 +13,6 @@ async function readStdin(): Promise<string> {
 }
 
 export function register(program: Command): void {
-  program
-    .command('tags')
-    .description('list the tags of a registry repository')
-    .argument('<repository>', 'e.g. localhost:5000/app')
-    .addOption(jsonOption())
-    .action(async (repo: string, o: { json?: boolean }) => {
-      printList(await listTags(repo, { registry: registryOptions(program) }), o.json, (t) => t)
-    })
   program
     .command('referrers')
     .description('list the artifacts (signatures, SBOMs...) that refer to an image in a registry')

@@ -1,5 +1,6 @@
+/** The commands about tags and entries: `ls` (a store's entries), `tags` (a registry repository's tags), `tag`, `untag`. */
 import type { Command } from 'commander'
-import { list, tag, untag } from '../../api.ts'
+import { list, listTags, tag, untag } from '../../api.ts'
 import { jsonOption, registryOptions } from '../options.ts'
 import { printList } from '../output.ts'
 
@@ -11,6 +12,14 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (store: string, o: { json?: boolean }) => {
       printList(await list(store), o.json, (e) => `${(e.tag ?? '<none>').padEnd(20)} ${e.descriptor.digest}  ${e.descriptor.mediaType}`)
+    })
+  program
+    .command('tags')
+    .description('list the tags of a registry repository')
+    .argument('<repository>', 'e.g. localhost:5000/app')
+    .addOption(jsonOption())
+    .action(async (repo: string, o: { json?: boolean }) => {
+      printList(await listTags(repo, { registry: registryOptions(program) }), o.json, (t) => t)
     })
   program
     .command('tag')
