@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { generateTree } from './gen-tree.ts'
 
 const run = promisify(execFile)
 const args = process.argv.slice(2)
@@ -18,7 +19,6 @@ const mb = opt('mb', 120)
 const runs = opt('runs', 5)
 const root = path.resolve(import.meta.dirname, '..')
 const work = path.join(root, '.bench')
-const genTree = path.resolve(root, '../shared/bench/gen-tree.mjs')
 const hasTime = fs.existsSync('/usr/bin/time')
 const has = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, bin)))
 
@@ -27,7 +27,7 @@ function tree(size: number): string {
   if (!fs.existsSync(path.join(dir, '.done'))) {
     fs.rmSync(dir, { recursive: true, force: true })
     process.stdout.write(`generating the ${size} MiB bench tree in ${dir} ...\n`)
-    execFileSync(process.execPath, [genTree, dir, '--mb', String(size)], { stdio: 'ignore' })
+    generateTree(dir, { mb: size })
     fs.writeFileSync(path.join(dir, '.done'), '')
   }
   return dir

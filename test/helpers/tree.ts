@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto'
 import fs from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { generateTree } from '../../bench/gen-tree.ts'
 import { treePaths } from './tmp.ts'
 
 /** What a test compares of one path: type, mode, content, link target, hardlink group. */
@@ -51,10 +52,9 @@ export async function describeTree(dir: string): Promise<Record<string, NodeFact
 
 const run = promisify(execFile)
 
-/** Runs the shared bench-tree generator into `dir` (small by default). */
+/** The project's bench tree (bench/gen-tree.ts) in `dir`, small by default. */
 export async function genTree(dir: string, mb = 2, seed = 1): Promise<void> {
-  const script = path.resolve(import.meta.dirname, '../../../shared/bench/gen-tree.mjs')
-  await run(process.execPath, [script, dir, '--mb', String(mb), '--seed', String(seed)])
+  generateTree(dir, { mb, seed })
 }
 
 /** A tree of hand-made edge cases: empty dirs, modes, symlinks, hardlinks, long and non-ASCII names, a FIFO. */
