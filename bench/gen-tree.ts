@@ -62,7 +62,7 @@ function text(r: Draw, bytes: number): Buffer {
 /** Incompressible bytes (native code, media). */
 function binary(r: Draw, bytes: number): Buffer {
   const b = Buffer.allocUnsafe(bytes)
-  for (let i = 0; i < bytes; i += 4) b.writeUInt32LE((r.next() * 4294967296) >>> 0, i <= bytes - 4 ? i : bytes - 4)
+  for (let i = 0; i < bytes; i += 4) b.writeUInt32LE((r.next() * 4294967296) >>> 0, Math.min(i, bytes - 4))
   return b
 }
 

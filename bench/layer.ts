@@ -5,7 +5,7 @@
  * from /usr/bin/time. ocikit runs as installed (bin/ocikit.js and the built dist/). Usage: node bench/layer.ts [--mb 120] [--runs 5] [--big]
  * (--big adds one ocikit run on a 2 GiB tree, for peak memory).
  */
-import { execFile, execFileSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
