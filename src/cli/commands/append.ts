@@ -1,13 +1,13 @@
 import { type Command, Option } from 'commander'
 import { readImage, write } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
-import { OcikitError } from '../../errors.ts'
+import { AbortedError, OcikitError } from '../../errors.ts'
 import { appendLayers, type ConfigEdit, editConfig, scratch } from '../../image/mutate.ts'
 import { currentPlatform } from '../../image/platform.ts'
 import { layerFromDirectory } from '../../layer/encode.ts'
 import { jsonOption, platformOption, registryOptions } from '../options.ts'
 import { printJson } from '../output.ts'
-import { progressLine } from '../progress.ts'
+import { transferDisplay } from '../progress.ts'
 import { addLayerOptions, encodeOptions, type LayerCliOptions } from './layer.ts'
 
 const collect = (v: string, prev: string[] = []) => [...prev, v]
@@ -56,6 +56,13 @@ export function register(program: Command): void {
       .addOption(new Option('--label <KEY=VALUE>', 'label (repeatable)').argParser(collect))
       .addOption(jsonOption()),
   ).action(async (base: string, dst: string, o: AppendCli) => {
+    const display = transferDisplay(!o.quiet && !o.json && process.stderr.isTTY === true)
+    const ac = new AbortController()
+    const interrupt = () => {
+      process.stderr.write('\nocikit: interrupted; stopping (no tag is written for a partial write)\n')
+      ac.abort()
+    }
+    process.once('SIGINT', interrupt)
     const start =
       base === 'scratch' ? scratch(o.platform ?? currentPlatform()) : await readImage(base, { platform: o.platform, registry: registryOptions(program) })
     const layers = o.dir.map((d) =>
@@ -66,26 +73,46 @@ export function register(program: Command): void {
         gid: o.chown?.gid,
         ignoreFile: o.ignoreFile === false ? false : o.ignoreFile,
         xattrs: o.xattrs,
+        onProgress: display.packing(d),
+        signal: ac.signal,
       }),
     )
-    let img = await appendLayers(start, layers, { timestamp: o.timestamp, history: { created_by: `ocikit append${o.prefix ? ` --prefix ${o.prefix}` : ''}` } })
-    const edit: ConfigEdit = {
-      entrypoint: o.entrypoint,
-      cmd: o.cmd,
-      env: o.env,
-      workingDir: o.workdir,
-      user: o.user,
-      exposedPorts: o.port,
-      labels: o.label,
-    }
-    if (Object.values(edit).some((v) => v !== undefined)) img = await editConfig(img, edit, { timestamp: o.timestamp })
-    const p = progressLine('packing', o.quiet)
+    let written = 0
+    let skipped = 0
     try {
-      const d = await write(dst, img, { registry: registryOptions(program) })
+      let img = await appendLayers(start, layers, {
+        timestamp: o.timestamp,
+        history: { created_by: `ocikit append${o.prefix ? ` --prefix ${o.prefix}` : ''}` },
+      })
+      const edit: ConfigEdit = {
+        entrypoint: o.entrypoint,
+        cmd: o.cmd,
+        env: o.env,
+        workingDir: o.workdir,
+        user: o.user,
+        exposedPorts: o.port,
+        labels: o.label,
+      }
+      if (Object.values(edit).some((v) => v !== undefined)) img = await editConfig(img, edit, { timestamp: o.timestamp })
+      const d = await write(dst, img, {
+        registry: registryOptions(program),
+        signal: ac.signal,
+        onProgress: display.onProgress,
+        onBlob: (b) => {
+          display.onBlob(b)
+          if (b.existed) skipped++
+          else written++
+        },
+      })
+      display.stop() // before the result, so that it stays the last line on screen
       if (o.json) printJson(d)
-      else process.stdout.write(`${dst} ${d.digest}\n`)
+      else process.stdout.write(`${dst} ${d.digest} (${written} blob(s) written, ${skipped} already there)\n`)
+    } catch (e) {
+      if (ac.signal.aborted) throw new AbortedError(`append to ${dst}`, { cause: e })
+      throw e
     } finally {
-      p.stop()
+      display.stop()
+      process.off('SIGINT', interrupt)
       await Promise.all(layers.map((l) => l.dispose()))
     }
   })

@@ -1,40 +1,10 @@
-import type CliProgress from 'cli-progress'
 import { type Command, Option } from 'commander'
 import { copy } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
 import { AbortedError, OcikitError } from '../../errors.ts'
-import type { Progress } from '../../image/types.ts'
 import { jsonOption, platformOption, registryOptions } from '../options.ts'
-import { humanSize, printJson } from '../output.ts'
-import { loadCliProgress } from '../progress.ts'
-
-/** One bar per blob on a terminal: bytes, rate, and how it ended (written, skipped, mounted). */
-function blobBars(enabled: boolean) {
-  if (!enabled) return { onProgress: undefined, onBlob: () => {}, stop: () => {} }
-  const cliProgress = loadCliProgress()
-  const multi = new cliProgress.MultiBar(
-    { format: '{id} [{bar}] {done} / {size} {state}', stream: process.stderr, hideCursor: true, clearOnComplete: false, barsize: 24 },
-    cliProgress.Presets.shades_classic,
-  )
-  const bars = new Map<string, CliProgress.SingleBar>()
-  const bar = (id: string, total: number) => {
-    let b = bars.get(id)
-    if (!b) {
-      b = multi.create(Math.max(total, 1), 0, { id: id.slice(7, 19), done: '0 B', size: humanSize(total), state: '' })
-      bars.set(id, b)
-    }
-    return b
-  }
-  return {
-    onProgress: (p: Progress) => bar(p.id, p.total ?? 0).update(p.done, { done: humanSize(p.done) }),
-    onBlob: (b: { digest: string; size: number; existed: boolean; mounted?: boolean }) =>
-      bar(b.digest, b.size).update(Math.max(b.size, 1), {
-        done: humanSize(b.size),
-        state: b.mounted ? 'mounted' : b.existed ? 'skipped (already there)' : 'done',
-      }),
-    stop: () => multi.stop(),
-  }
-}
+import { printJson } from '../output.ts'
+import { transferDisplay } from '../progress.ts'
 
 export function register(program: Command): void {
   program
@@ -64,7 +34,7 @@ export function register(program: Command): void {
           ac.abort()
         }
         process.once('SIGINT', stop)
-        const bars = blobBars(!o.quiet && !o.json && process.stderr.isTTY === true)
+        const bars = transferDisplay(!o.quiet && !o.json && process.stderr.isTTY === true)
         try {
           const d = await copy(src, dst, {
             platform: o.platform,

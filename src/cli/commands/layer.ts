@@ -85,6 +85,7 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .action(async (dir: string, o: LayerCliOptions & { output: string; json?: boolean }) => {
       const p = progressLine('packing', o.quiet)
+      let info: LayerInfo
       try {
         const entries = directoryEntries(dir, {
           prefix: o.prefix,
@@ -94,10 +95,11 @@ export function register(program: Command): void {
           xattrs: o.xattrs,
           onNotice: notice,
         })
-        printInfo(await writeLayerFile(entries, o.output, { ...encodeOptions(o), onProgress: p.onProgress }), o.output, o.json)
+        info = await writeLayerFile(entries, o.output, { ...encodeOptions(o), onProgress: p.onProgress })
       } finally {
-        p.stop()
+        p.stop() // before the result: stopping clears the progress line
       }
+      printInfo(info, o.output, o.json)
     })
   addLayerOptions(
     layer
