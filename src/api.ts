@@ -8,7 +8,7 @@ import { writeTo } from './copy.ts'
 import type { Digest } from './digest.ts'
 import type { Descriptor, Platform } from './documents/schemas.ts'
 import { OcikitError } from './errors.ts'
-import { currentPlatform, selectPlatform } from './image/platform.ts'
+import { currentPlatform, imageForPlatform, selectPlatform } from './image/platform.ts'
 import type { Image, ImageOrIndex, IoOptions } from './image/types.ts'
 import { isLayoutTag, parseName } from './name/parse.ts'
 import { parseRegistryHost } from './name/reference.ts'
@@ -27,19 +27,26 @@ export interface ReadOptions extends IoOptions {
   registry?: RegistryOptions | undefined
 }
 
-/** A lazy view of the image or index a name refers to; with `platform`, always an image. */
+/**
+ * A lazy view of the image or index a name refers to. With `platform`, always the image for it:
+ * chosen from an index, or a single image only when it is for that platform (else
+ * PLATFORM_NOT_FOUND).
+ */
 export async function read(name: string, o: ReadOptions = {}): Promise<ImageOrIndex> {
   const store = storeFor(parseName(name), o)
   const x = await store.read(o)
-  if (o.platform && x.kind === 'index') return selectPlatform(x, o.platform, store.name)
-  return x
+  return o.platform ? imageForPlatform(x, o.platform, store.name) : x
 }
 
-/** The image a name refers to, choosing from an index by `platform` (default: this machine's). */
+/**
+ * The image a name refers to: from an index, the one for `platform` (default: this machine's); a
+ * single image as it is, unless `platform` was given and it is for another (PLATFORM_NOT_FOUND).
+ */
 export async function readImage(name: string, o: ReadOptions = {}): Promise<Image> {
-  const x = await read(name, { ...o, platform: o.platform ?? currentPlatform() })
-  if (x.kind !== 'image') throw new OcikitError('INVALID_MANIFEST', `${name}: not an image`)
-  return x
+  const store = storeFor(parseName(name), o)
+  const x = await store.read(o)
+  if (x.kind === 'index') return selectPlatform(x, o.platform ?? currentPlatform(), store.name)
+  return o.platform ? imageForPlatform(x, o.platform, store.name) : x
 }
 
 /** Options of {@link write}. */

@@ -17,7 +17,7 @@ import { isNondistributableType } from './documents/media-types.ts'
 import type { Descriptor, Platform } from './documents/schemas.ts'
 import { isOcikitError, NotFoundError } from './errors.ts'
 import { sourceOf } from './image/partial.ts'
-import { selectPlatform } from './image/platform.ts'
+import { imageForPlatform } from './image/platform.ts'
 import type { BlobSource, Image, ImageIndex, ImageOrIndex } from './image/types.ts'
 import { eachChild } from './image/view.ts'
 import { parseName } from './name/parse.ts'
@@ -161,7 +161,7 @@ export async function copy(src: string, dst: string, o: CopyOptions = {}): Promi
   const to = storeFor(parseName(dst), o)
   const from = storeFor(parseName(src), o)
   let x = await from.read(o)
-  if (o.platform && x.kind === 'index') x = await selectPlatform(x, o.platform, from.name)
+  if (o.platform) x = await imageForPlatform(x, o.platform, from.name)
   if (o.format || o.compression) x = await convert(x, o)
   return writeTo(await to.sink(), x, o)
 }

@@ -1,5 +1,5 @@
 /** Options shared by several commands. */
-import { type Command, Option } from 'commander'
+import { type Command, InvalidArgumentError, Option } from 'commander'
 import type { Platform } from '../documents/schemas.ts'
 import { parsePlatform } from '../image/platform.ts'
 import type { RegistryOptions } from '../stores/registry/transport.ts'
@@ -7,7 +7,14 @@ import { printable, printNotice } from './output.ts'
 
 /** `--platform os/arch[/variant]`, parsed. */
 export function platformOption(what = 'pick this platform from a multi-platform index (default: this machine, linux/<arch>)'): Option {
-  return new Option('--platform <os/arch[/variant]>', what).argParser((v): Platform => parsePlatform(v))
+  // A bad value is a usage error (exit 2), as for every other flag.
+  return new Option('--platform <os/arch[/variant]>', what).argParser((v): Platform => {
+    try {
+      return parsePlatform(v)
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message)
+    }
+  })
 }
 
 /** `--json`. */

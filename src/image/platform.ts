@@ -1,18 +1,31 @@
 /** Platforms: parsing `os/arch[/variant]`, this machine's platform, and picking an image from an index. */
 import { isDigest } from '../digest.ts'
-import { isIndexType, isManifestType } from '../documents/media-types.ts'
+import { isImageConfigType, isIndexType, isManifestType } from '../documents/media-types.ts'
 import type { Platform } from '../documents/schemas.ts'
 import { MAX_INDEX_DEPTH } from '../documents/validate.ts'
 import { OcikitError, PlatformNotFoundError } from '../errors.ts'
 import type { Image, ImageIndex } from './types.ts'
 
-/** Parses `os/arch[/variant]` (e.g. `linux/arm64/v8`); throws INVALID_ARGUMENT. */
+/** The operating systems images name (Go's GOOS values, as the image spec says), and `unknown` (attestation manifests). */
+const KNOWN_OS = new Set('aix android darwin dragonfly freebsd hurd illumos ios js linux netbsd openbsd plan9 solaris wasip1 windows zos unknown'.split(' '))
+/** The architectures images name (Go's GOARCH values), and `unknown`. */
+const KNOWN_ARCH = new Set('386 amd64 arm arm64 loong64 mips mipsle mips64 mips64le ppc64 ppc64le riscv64 s390x wasm unknown'.split(' '))
+
+/**
+ * Parses `os/arch[/variant]` (e.g. `linux/arm64/v8`). An OS or architecture that images do not
+ * use (not one of Go's GOOS/GOARCH values, as the image spec asks) is INVALID_ARGUMENT, naming
+ * the known ones: `linux/bogusarch` is refused, not silently accepted.
+ */
 export function parsePlatform(s: string): Platform {
   const parts = s.split('/')
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/i.test(p))) {
     throw new OcikitError('INVALID_ARGUMENT', `invalid platform '${s}': expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8`)
   }
   const [os = '', architecture = '', variant] = parts
+  if (!KNOWN_OS.has(os)) throw new OcikitError('INVALID_ARGUMENT', `invalid platform '${s}': unknown OS '${os}' (known: ${[...KNOWN_OS].join(', ')})`)
+  if (!KNOWN_ARCH.has(architecture)) {
+    throw new OcikitError('INVALID_ARGUMENT', `invalid platform '${s}': unknown architecture '${architecture}' (known: ${[...KNOWN_ARCH].join(', ')})`)
+  }
   return variant === undefined ? { os, architecture } : { os, architecture, variant }
 }
 
@@ -92,4 +105,18 @@ export async function selectPlatform(index: ImageIndex, want: Platform, where: s
     }
   }
   throw new PlatformNotFoundError(where, formatPlatform(want), [...new Set(available)])
+}
+
+/**
+ * The image for `want`: from an index, the one {@link selectPlatform} picks; a single image only
+ * when it is for `want` (else PLATFORM_NOT_FOUND naming the one platform it has: a platform asked
+ * for is never silently ignored). An artifact, which has no platform, is returned as it is.
+ */
+export async function imageForPlatform(x: Image | ImageIndex, want: Platform, where: string): Promise<Image> {
+  if (x.kind === 'index') return selectPlatform(x, want, where)
+  if (!isImageConfigType((await x.manifest()).config.mediaType)) return x
+  const c = await x.config()
+  const have = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }
+  if (!platformMatches(want, have)) throw new PlatformNotFoundError(`${where} (a single-platform image)`, formatPlatform(want), [formatPlatform(have)])
+  return x
 }

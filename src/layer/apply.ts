@@ -371,7 +371,11 @@ export async function applyTar(tar: Readable, dir: string, o: ApplyOptions = {})
   return applier.stats
 }
 
-/** Applies a layer onto `dir`, verifying its digest and diff ID, and stopping compression bombs. */
+/**
+ * Applies a layer onto `dir`, verifying its digest and diff ID, and stopping compression bombs.
+ * Every failure is an OcikitError naming the layer: one from the decompressor (a corrupt gzip or
+ * zstd stream) is INVALID_LAYER, with the decompressor's error as its cause.
+ */
 export async function applyLayer(layer: Layer, dir: string, o: ApplyOptions = {}): Promise<ApplyStats> {
   const what = `layer ${await layer.digest()}`
   const counter = new Counter()
@@ -382,23 +386,54 @@ export async function applyLayer(layer: Layer, dir: string, o: ApplyOptions = {}
     expansionGuard(counter, o, what),
     verifyingStream({ digest: await layer.diffId() }, `${what} (uncompressed)`),
   )
-  return applyTar(guarded, dir, { ...o, maxSize: Number.POSITIVE_INFINITY })
+  try {
+    return await applyTar(guarded, dir, { ...o, maxSize: Number.POSITIVE_INFINITY })
+  } catch (e) {
+    if (e instanceof OcikitError) throw e
+    throw new OcikitError('INVALID_LAYER', `${what}: cannot be read (${(e as Error)?.message}): the blob is corrupt`, { cause: e })
+  }
+}
+
+/** Options of {@link unpackImage}. */
+export interface UnpackOptions extends ApplyOptions {
+  /** The image's name, for messages (default: its digest). */
+  name?: string | undefined
+  /** On a failure, leave what was unpacked so far in place (default: it is removed, so no half-made tree is left). */
+  keepPartial?: boolean | undefined
 }
 
 /**
  * Unpacks an image (every layer, in order) into a root filesystem directory, which must be
- * missing or empty. Returns the summed stats.
+ * missing or empty (else INVALID_ARGUMENT, and nothing is touched). Returns the summed stats.
+ * A layer that fails is named in the error (which layer of how many, its digest, the image), and
+ * what was unpacked so far is removed, unless `keepPartial` (the error then says it was kept).
  */
-export async function unpackImage(img: Image, dir: string, o: ApplyOptions = {}): Promise<ApplyStats> {
-  const existing = await fs.readdir(dir).catch((e) => {
-    if (isErrno(e, 'ENOENT')) return []
+export async function unpackImage(img: Image, dir: string, o: UnpackOptions = {}): Promise<ApplyStats> {
+  const st = await fs.stat(dir).catch((e) => {
+    if (isErrno(e, 'ENOENT')) return undefined
     throw e
   })
-  if (existing.length > 0) throw new OcikitError('INVALID_ARGUMENT', `${dir} is not empty; unpack into a new or empty directory`)
+  if (st && !st.isDirectory()) throw new OcikitError('INVALID_ARGUMENT', `${dir} is not a directory; unpack into a new or empty directory`)
+  if (st && (await fs.readdir(dir)).length > 0) throw new OcikitError('INVALID_ARGUMENT', `${dir} is not empty; unpack into a new or empty directory`)
   await img.config() // an artifact, or a config that disagrees with the manifest, fails here, before anything is written
+  const name = o.name ?? `image ${await img.digest()}`
   const total: ApplyStats = { entries: 0, whiteouts: 0, skipped: 0, bytes: 0 }
-  for (const layer of await img.layers()) {
-    const s = await applyLayer(layer, dir, o)
+  const layers = await img.layers()
+  for (const [i, layer] of layers.entries()) {
+    let s: ApplyStats
+    try {
+      s = await applyLayer(layer, dir, o)
+    } catch (e) {
+      let left = `the partial tree in ${dir} was kept (keepPartial)`
+      if (!o.keepPartial) {
+        // The directory was new or empty: take it back to that.
+        if (st) for (const entry of await fs.readdir(dir)) await fs.rm(path.join(dir, entry), { recursive: true, force: true })
+        else await fs.rm(dir, { recursive: true, force: true })
+        left = `nothing was left in ${dir}`
+      }
+      const code = e instanceof OcikitError ? e.code : 'INVALID_LAYER'
+      throw new OcikitError(code, `${name}: layer ${i + 1} of ${layers.length} (${await layer.digest()}): ${(e as Error)?.message}; ${left}`, { cause: e })
+    }
     total.entries += s.entries
     total.whiteouts += s.whiteouts
     total.skipped += s.skipped

@@ -18,9 +18,10 @@ export function register(program: Command): void {
     .argument('<dir>', 'directory to unpack into')
     .addOption(platformOption())
     .option('--max-ratio <n>', 'stop a layer that expands more than N times its compressed size (default 250)', Number)
-    .action(async (name: string, dir: string, o: { platform?: Platform; maxRatio?: number }) => {
+    .option('--keep-partial', 'when a layer fails, keep what was unpacked so far (default: remove it)')
+    .action(async (name: string, dir: string, o: { platform?: Platform; maxRatio?: number; keepPartial?: boolean }) => {
       const img = await readImage(name, { platform: o.platform, registry: registryOptions(program) })
-      const s = await unpackImage(img, dir, { onNotice: notice, maxRatio: o.maxRatio })
+      const s = await unpackImage(img, dir, { onNotice: notice, maxRatio: o.maxRatio, name, keepPartial: o.keepPartial })
       process.stdout.write(
         `unpacked ${s.entries} entries (${humanSize(s.bytes)}, ${s.whiteouts} whiteouts${s.skipped ? `, ${s.skipped} skipped` : ''}) into ${dir}\n`,
       )

@@ -145,7 +145,9 @@ export class OciLayout implements BlobSource {
       bytes = await readSmallFile(file, this.name, 64 * 1024)
     } catch (e) {
       if (isErrno(e, 'ENOENT') || isErrno(e, 'ENOTDIR')) {
-        throw new InvalidDocumentError('INVALID_LAYOUT', this.name, [`${file} is missing: not an OCI layout`], { cause: e })
+        const dir = await fs.stat(this.dir).catch(() => undefined)
+        const why = !dir ? `${this.dir} does not exist` : !dir.isDirectory() ? `${this.dir} is not a directory` : `${file} is missing: not an OCI layout`
+        throw new InvalidDocumentError('INVALID_LAYOUT', this.name, [why], { cause: e })
       }
       throw e
     }
