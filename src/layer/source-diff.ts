@@ -128,9 +128,9 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
       oldNames.filter((n) => newSet.has(n)).map(async (n) => kind(await fs.lstat(path.join(newRoot, rel, n))) === kind(oldStats.get(n) as Stats)),
     )
     if (oldNames.length > 0 && !survivors.some(Boolean)) {
-      // Replaced directory: hide every old child at once, then add the new children.
+      // Replaced directory: hide every old child at once, then add the new children. Its own
+      // entry was yielded by the caller, or is pending and goes out with the flush.
       yield* flush()
-      if (rel !== '') yield await dirEntry(rel)
       yield whiteout(rel, OPAQUE_WHITEOUT)
       yield* walkTree(newRoot, rel, prefix, ctx)
       return
@@ -174,7 +174,11 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
     }
   }
   for await (const e of compareDir('')) {
-    if (e.type === 'directory') emittedDirs.add(e.path)
+    if (e.type === 'directory') {
+      // Every path once: a second entry for a directory would be a second tar entry of it.
+      if (emittedDirs.has(e.path)) continue
+      emittedDirs.add(e.path)
+    }
     yield e
   }
   for (const [key, members] of unchangedLinks) {

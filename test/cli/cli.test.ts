@@ -183,3 +183,19 @@ test('the installed command (bin/ocikit.js and its bundled program) runs the mai
   assert.match(loaded, /NativeModule crypto/)
   for (const lazy of ['internal/util/parse_args', 'internal/util/diff', 'worker_threads', 'undici']) assert.doesNotMatch(loaded, new RegExp(lazy))
 })
+
+test("inspect: continuation lines of Env and Labels are indented under their first, not started with ':' (issue 21.7)", async (t) => {
+  const dir = await tempDir(t)
+  const src = path.join(dir, 'src')
+  await fs.mkdir(src)
+  await fs.writeFile(path.join(src, 'a'), 'a')
+  const name = `oci:${dir}/l:v1`
+  const made = await ocikit(['append', 'scratch', name, '--dir', src, '--env', 'A=1', '--env', 'B=2', '--label', 'x=1', '--label', 'y=2'])
+  assert.equal(made.code, 0, made.stderr)
+  const lines = (await ocikit(['inspect', name])).stdout.split('\n')
+  assert.ok(!lines.some((l) => l.startsWith(':')), lines.join('\n'))
+  const env = lines.findIndex((l) => l.startsWith('Env:'))
+  assert.deepEqual(lines.slice(env, env + 2), [`${'Env:'.padEnd(13)}A=1`, `${''.padEnd(13)}B=2`])
+  const labels = lines.findIndex((l) => l.startsWith('Labels:'))
+  assert.deepEqual(lines.slice(labels, labels + 2), [`${'Labels:'.padEnd(13)}x=1`, `${''.padEnd(13)}y=2`])
+})

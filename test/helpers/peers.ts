@@ -5,6 +5,7 @@
 import { execFile } from 'node:child_process'
 import { accessSync, constants } from 'node:fs'
 import path from 'node:path'
+import { test } from 'node:test'
 import { promisify } from 'node:util'
 
 const run = promisify(execFile)
@@ -23,7 +24,9 @@ export function which(bin: string): string | undefined {
 
 /**
  * `{ skip: reason }` when a peer is missing and CI is not set; throws under CI so that a
- * missing install step fails the run instead of hiding it.
+ * missing install step fails the run instead of hiding it. A skipped suite counts none of its
+ * tests in node's summary, so a skipped placeholder test carrying the reason is registered
+ * beside it: the summary's `skipped` says that something was, and the report says why.
  */
 export function needPeers(...bins: string[]): { skip?: string } {
   const missing = bins.filter((b) => !which(b))
@@ -31,6 +34,7 @@ export function needPeers(...bins: string[]): { skip?: string } {
   const reason = `peer tool(s) not installed: ${missing.join(', ')} (apt-get install them; .ci/run does)`
   if (process.env.CI === 'true') throw new Error(`CI=true but ${reason}`)
   console.log(`# skipping: ${reason}`)
+  test(`the tests that need ${missing.join(', ')}`, { skip: reason }, () => {})
   return { skip: reason }
 }
 

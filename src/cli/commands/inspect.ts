@@ -7,7 +7,8 @@ import { humanSize, printable, printJson } from '../output.ts'
 
 function printFacts(name: string, f: ImageFacts | IndexFacts): void {
   const out: string[] = []
-  const row = (k: string, v: string | undefined) => v !== undefined && v !== '' && out.push(`${`${k}:`.padEnd(13)}${v}`)
+  // A row without a key continues the one above it (more Env entries, more Labels).
+  const row = (k: string, v: string | undefined) => v !== undefined && v !== '' && out.push(`${(k ? `${k}:` : '').padEnd(13)}${v}`)
   row('Name', name)
   row('Media type', f.mediaType)
   row('Digest', f.digest)
