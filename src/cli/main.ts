@@ -1,14 +1,19 @@
 /** Entry point of the `ocikit` command. Exit status: 0 success, 1 failure, 2 usage error. */
 import v8 from 'node:v8'
 import vm from 'node:vm'
-import { CommanderError } from 'commander'
+import { type Command, CommanderError } from 'commander'
 import { setGarbageCollector } from '../collector.ts'
 import { reportError } from './output.ts'
 import { buildProgram } from './program.ts'
 
 async function run(argv: string[]): Promise<number> {
-  const program = buildProgram(argv).exitOverride()
-  for (const c of program.commands) c.exitOverride()
+  const program = buildProgram(argv)
+  // Every level (`layer create` is two deep): commander exits by itself where this is not set.
+  const override = (c: Command): void => {
+    c.exitOverride()
+    for (const sub of c.commands) override(sub)
+  }
+  override(program)
   try {
     await program.parseAsync(argv)
     return typeof process.exitCode === 'number' ? process.exitCode : 0

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises'
 import path from 'node:path'
 import { OcikitError } from '../errors.ts'
 import { cleanPrefix, compareNames, type LayerEntry, OPAQUE_WHITEOUT, prefixEntries, WHITEOUT_PREFIX } from './entry.ts'
-import { entryFor, sortedNames, type WalkContext, walkTree, xattrsFor } from './source-directory.ts'
+import { entryFor, sortedNames, walkContext, walkTree } from './source-directory.ts'
 import { readXattrs, type XattrApi } from './xattr.ts'
 
 /** Options for a tree-diff layer source. */
@@ -18,6 +18,8 @@ export interface DiffSourceOptions {
   prefix?: string | undefined
   uid?: number | undefined
   gid?: number | undefined
+  /** Keep each file's own numeric owner, and count a change of owner as a change (see `DirectorySourceOptions.keepOwners`). */
+  keepOwners?: boolean | undefined
   onNotice?: ((message: string) => void) | undefined
   /** Keep extended attributes, and count a change of them as a change (needs the optional fs-xattr module). */
   xattrs?: boolean | undefined
@@ -59,8 +61,9 @@ function sameXattrs(a: Record<string, Buffer> = {}, b: Record<string, Buffer> = 
 }
 
 /** True when an object present in both trees with the same kind has changed. */
-async function changed(oldFull: string, newFull: string, o: Stats, n: Stats, xattrs: XattrApi | undefined): Promise<boolean> {
+async function changed(oldFull: string, newFull: string, o: Stats, n: Stats, xattrs: XattrApi | undefined, owners = false): Promise<boolean> {
   if ((o.mode & 0o7777) !== (n.mode & 0o7777)) return true
+  if (owners && (o.uid !== n.uid || o.gid !== n.gid)) return true
   if (xattrs && !o.isSymbolicLink() && !sameXattrs(readXattrs(xattrs, oldFull), readXattrs(xattrs, newFull))) return true
   if (o.isDirectory()) return false
   if (o.isSymbolicLink()) return (await fs.readlink(oldFull)) !== (await fs.readlink(newFull))
@@ -92,7 +95,7 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
   }
   const oldRoot = path.resolve(oldDir)
   const newRoot = path.resolve(newDir)
-  const ctx: WalkContext = { uid: o.uid ?? 0, gid: o.gid ?? 0, inodes: new Map(), onNotice: o.onNotice, xattrs: await xattrsFor(o.xattrs) }
+  const ctx = await walkContext(o)
   const prefix = cleanPrefix(o.prefix)
   const at = (rel: string) => (prefix ? `${prefix}/${rel}` : rel)
   const dirEntry = async (rel: string): Promise<LayerEntry> => {
@@ -149,7 +152,7 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
       const ns = await fs.lstat(newFull)
       if (os && kind(os) === kind(ns) && ns.isDirectory()) {
         const self = await dirEntry(childRel)
-        if (await changed(oldFull, newFull, os, ns, ctx.xattrs)) {
+        if (await changed(oldFull, newFull, os, ns, ctx.xattrs, ctx.keepOwners)) {
           yield* flush()
           yield self
         } else pendingDirs.push(self)
@@ -158,7 +161,7 @@ export async function* diffEntries(oldDir: string, newDir: string, o: DiffSource
         if (pendingDirs[pendingDirs.length - 1] === self) pendingDirs.pop()
         continue
       }
-      if (os && kind(os) === kind(ns) && !(await changed(oldFull, newFull, os, ns, ctx.xattrs))) {
+      if (os && kind(os) === kind(ns) && !(await changed(oldFull, newFull, os, ns, ctx.xattrs, ctx.keepOwners))) {
         if (ns.isFile() && ns.nlink > 1) {
           const key = `${ns.dev}:${ns.ino}`
           unchangedLinks.set(key, [...(unchangedLinks.get(key) ?? []), { rel: childRel, stats: ns }])

@@ -21,6 +21,12 @@ export interface DirectorySourceOptions {
   uid?: number | undefined
   gid?: number | undefined
   /**
+   * Keep each file's own numeric owner (uid and gid from the filesystem), as umoci does: for
+   * layers of a root filesystem, whose `/etc/shadow` is group shadow. Excludes `uid`/`gid`
+   * (INVALID_ARGUMENT); the default, 0:0 for every entry, suits application layers.
+   */
+  keepOwners?: boolean | undefined
+  /**
    * Ignore rules in `.dockerignore` syntax: a file path, or false for none. Default: the
    * directory's own `.ociignore`, else its `.dockerignore`, if present.
    */
@@ -84,6 +90,8 @@ function exactly(size: number, file: string): Transform {
 export interface WalkContext {
   readonly uid: number
   readonly gid: number
+  /** Take each entry's owner from the filesystem instead of `uid`/`gid`. */
+  readonly keepOwners?: boolean | undefined
   /** First layer path seen for each multiply-linked inode (`dev:ino`). */
   readonly inodes: Map<string, string>
   readonly onNotice?: ((message: string) => void) | undefined
@@ -91,10 +99,25 @@ export interface WalkContext {
   readonly xattrs?: XattrApi | undefined
 }
 
+/** The walk context for a source's owner options; `keepOwners` with `uid` or `gid` is INVALID_ARGUMENT. */
+export async function walkContext(o: {
+  uid?: number | undefined
+  gid?: number | undefined
+  keepOwners?: boolean | undefined
+  onNotice?: ((message: string) => void) | undefined
+  xattrs?: boolean | undefined
+}): Promise<WalkContext> {
+  if (o.keepOwners && (o.uid !== undefined || o.gid !== undefined)) {
+    throw new OcikitError('INVALID_ARGUMENT', "keep the files' own owners (--keep-owners) or set one owner for all (--chown), not both")
+  }
+  return { uid: o.uid ?? 0, gid: o.gid ?? 0, keepOwners: o.keepOwners, inodes: new Map(), onNotice: o.onNotice, xattrs: await xattrsFor(o.xattrs) }
+}
+
 /** The entry for one filesystem object at layer path `at`, or undefined for what a layer cannot hold. */
 export function entryFor(full: string, at: string, s: import('node:fs').Stats, ctx: WalkContext): LayerEntry | undefined {
   const xattrs = ctx.xattrs && !s.isSymbolicLink() ? readXattrs(ctx.xattrs, full) : undefined
-  const base = { path: at, mode: s.mode & 0o7777, uid: ctx.uid, gid: ctx.gid, size: 0, ...(xattrs ? { xattrs } : {}) }
+  const owner = ctx.keepOwners ? { uid: s.uid, gid: s.gid } : { uid: ctx.uid, gid: ctx.gid }
+  const base = { path: at, mode: s.mode & 0o7777, ...owner, size: 0, ...(xattrs ? { xattrs } : {}) }
   if (s.isDirectory()) return { ...base, type: 'directory' }
   if (s.isFile()) {
     const key = `${s.dev}:${s.ino}`
@@ -173,7 +196,7 @@ export async function* directoryEntries(dir: string, o: DirectorySourceOptions =
     throw new OcikitError('INVALID_ARGUMENT', `cannot read directory ${dir}: ${(e as Error).message}`, { cause: e })
   })
   if (!st.isDirectory()) throw new OcikitError('INVALID_ARGUMENT', `${dir} is not a directory`)
-  const ctx: WalkContext = { uid: o.uid ?? 0, gid: o.gid ?? 0, inodes: new Map(), onNotice: o.onNotice, xattrs: await xattrsFor(o.xattrs) }
+  const ctx = await walkContext(o)
   const prefix = cleanPrefix(o.prefix)
   const ig = await loadIgnore(root, o)
   yield* prefixEntries(prefix, ctx.uid, ctx.gid)

@@ -199,3 +199,13 @@ test("inspect: continuation lines of Env and Labels are indented under their fir
   const labels = lines.findIndex((l) => l.startsWith('Labels:'))
   assert.deepEqual(lines.slice(labels, labels + 2), [`${'Labels:'.padEnd(13)}x=1`, `${''.padEnd(13)}y=2`])
 })
+
+test('gc right after untag says what it kept and why, and how to delete it now (issue 21.9)', async (t) => {
+  const { dir } = await fixture(t)
+  assert.equal((await ocikit(['untag', `oci:${dir}:v1`])).code, 0)
+  const r = await ocikit(['gc', `oci:${dir}`])
+  assert.equal(r.code, 0)
+  assert.match(r.stdout, /deleted 0 blob\(s\)/)
+  assert.match(r.stdout, /kept 4 unreferenced blob\(s\): younger than the grace period, which protects writes running beside gc; --grace 0 to delete them now/)
+  assert.match((await ocikit(['gc', `oci:${dir}`, '--grace', '0'])).stdout, /deleted 4 blob\(s\)/)
+})

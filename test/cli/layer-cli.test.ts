@@ -122,3 +122,59 @@ test('append, unpack and export: the image holds the tree; unpack refuses a non-
   assert.match(bad.stderr, /not KEY=VALUE/)
   assert.doesNotMatch((await ocikit(['ls', `oci:${layout}`])).stdout, /^v3/m)
 })
+
+test("--keep-owners keeps each file's numeric owner (a root filesystem's), extracted the same by GNU tar; the default stays 0:0 (issue 21.11)", {
+  skip: process.getuid?.() === 0 ? false : 'needs root to give files owners (CI runs as root)',
+}, async (t) => {
+  const dir = await tempDir(t)
+  const root = path.join(dir, 'rootfs')
+  await fs.mkdir(path.join(root, 'etc'), { recursive: true })
+  await fs.mkdir(path.join(root, 'var/mail'), { recursive: true })
+  await fs.writeFile(path.join(root, 'etc/shadow'), 'root:*:1::::::\n', { mode: 0o640 })
+  await fs.writeFile(path.join(root, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\n')
+  await fs.writeFile(path.join(root, 'chage'), '#!/bin/sh\n', { mode: 0o755 })
+  await fs.chown(path.join(root, 'etc/shadow'), 0, 42)
+  await fs.chown(path.join(root, 'var/mail'), 0, 8)
+  await fs.chown(path.join(root, 'chage'), 0, 42)
+  await fs.chmod(path.join(root, 'chage'), 0o2755) // setgid, after the chown (which clears it)
+  await fs.symlink('etc/passwd', path.join(root, 'link'))
+  await fs.lchown(path.join(root, 'link'), 1000, 1000)
+  const owners = async (d: string) => {
+    const out: Record<string, string> = {}
+    for (const p of ['etc/shadow', 'etc/passwd', 'chage', 'var/mail', 'link']) {
+      const s = await fs.lstat(path.join(d, p))
+      out[p] = `${s.uid}:${s.gid} ${(s.mode & 0o7777).toString(8)}`
+    }
+    return out
+  }
+  const kept = path.join(dir, 'kept.tar')
+  assert.equal((await ocikit(['layer', 'create', root, '-o', kept, '--compression', 'none', '--keep-owners'])).code, 0)
+  const plain = path.join(dir, 'plain.tar')
+  assert.equal((await ocikit(['layer', 'create', root, '-o', plain, '--compression', 'none'])).code, 0)
+  for (const [file, expected] of [
+    [kept, await owners(root)],
+    [plain, Object.fromEntries(Object.entries(await owners(root)).map(([p, o]) => [p, `0:0 ${o.split(' ')[1]}`]))],
+  ] as const) {
+    const out = path.join(dir, `x-${path.basename(file)}`)
+    await fs.mkdir(out)
+    await run('tar', ['-xpf', file, '--numeric-owner', '-C', out])
+    assert.deepEqual(await owners(out), expected, path.basename(file))
+  }
+  // An owner change alone is a change to a --keep-owners diff.
+  const before = path.join(dir, 'before')
+  await fs.cp(root, before, { recursive: true, preserveTimestamps: true, verbatimSymlinks: true })
+  for (const p of ['etc/shadow', 'etc/passwd', 'chage', 'var/mail']) {
+    const s = await fs.lstat(path.join(root, p))
+    await fs.chown(path.join(before, p), s.uid, s.gid)
+    await fs.chmod(path.join(before, p), s.mode & 0o7777)
+  }
+  await fs.chown(path.join(root, 'etc/passwd'), 0, 42)
+  const diff = await ocikit(['layer', 'diff', before, root, '-o', path.join(dir, 'd.tar'), '--keep-owners', '--json'])
+  assert.equal(diff.code, 0, diff.stderr)
+  const listed = (await ocikit(['layer', 'ls', path.join(dir, 'd.tar')])).stdout
+  assert.match(listed, /file\s+0644 0:42\s+\d+\s+etc\/passwd/)
+  assert.doesNotMatch(listed, /etc\/shadow/)
+  const both = await ocikit(['layer', 'create', root, '-o', path.join(dir, 'x.tar'), '--keep-owners', '--chown', '1:1'])
+  assert.equal(both.code, 2)
+  assert.match(both.stderr, /cannot be used with/)
+})

@@ -71,6 +71,7 @@ export function register(program: Command): void {
         prefix: o.prefix,
         uid: o.chown?.uid,
         gid: o.chown?.gid,
+        keepOwners: o.keepOwners,
         ignoreFile: o.ignoreFile === false ? false : o.ignoreFile,
         xattrs: o.xattrs,
         onProgress: display.packing(d),

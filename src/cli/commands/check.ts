@@ -52,6 +52,10 @@ export function register(program: Command): void {
       process.stdout.write(`${verb} ${r.removed.length} blob(s), ${humanSize(r.bytes)}`)
       if (r.tempsRemoved) process.stdout.write(`, ${r.tempsRemoved} abandoned temp file(s)`)
       process.stdout.write('\n')
-      if (r.keptRecent) process.stdout.write(`kept ${r.keptRecent} unreferenced blob(s) younger than the grace period (--grace 0 to delete them too)\n`)
+      if (r.keptRecent) {
+        process.stdout.write(
+          `kept ${r.keptRecent} unreferenced blob(s): younger than the grace period, which protects writes running beside gc; --grace 0 to delete them now\n`,
+        )
+      }
     })
 }

@@ -16,6 +16,7 @@ export interface LayerCliOptions {
   threads?: number
   timestamp?: string
   chown?: { uid: number; gid: number }
+  keepOwners?: boolean
   ignoreFile?: string | false
   xattrs?: boolean
   quiet?: boolean
@@ -41,7 +42,8 @@ export function addLayerOptions(c: Command): Command {
       }),
     )
     .option('--timestamp <time>', 'time stamped on every entry: seconds since the epoch or ISO 8601 (default: $SOURCE_DATE_EPOCH, else 1970-01-01)')
-    .addOption(new Option('--chown <uid:gid>', 'owner of every entry (default 0:0)').argParser(parseChown))
+    .addOption(new Option('--chown <uid:gid>', 'owner of every entry (default 0:0)').argParser(parseChown).conflicts('keepOwners'))
+    .option('--keep-owners', "keep each file's own numeric owner (for a root filesystem; default: 0:0, for application layers)")
     .option('--ignore-file <file>', 'ignore rules in .dockerignore syntax (default: DIR/.ociignore, else DIR/.dockerignore)')
     .option('--no-ignore-file', 'use no ignore rules')
     .option('--xattrs', 'keep extended attributes (as SCHILY.xattr PAX records; needs the optional fs-xattr module)')
@@ -91,6 +93,7 @@ export function register(program: Command): void {
           prefix: o.prefix,
           uid: o.chown?.uid,
           gid: o.chown?.gid,
+          keepOwners: o.keepOwners,
           ignoreFile: o.ignoreFile === false ? false : o.ignoreFile,
           xattrs: o.xattrs,
           onNotice: notice,
@@ -115,7 +118,14 @@ export function register(program: Command): void {
       const p = progressLine('diffing', o.quiet)
       let info: LayerInfo
       try {
-        const entries = diffEntries(oldDir, newDir, { prefix: o.prefix, uid: o.chown?.uid, gid: o.chown?.gid, xattrs: o.xattrs, onNotice: notice })
+        const entries = diffEntries(oldDir, newDir, {
+          prefix: o.prefix,
+          uid: o.chown?.uid,
+          gid: o.chown?.gid,
+          keepOwners: o.keepOwners,
+          xattrs: o.xattrs,
+          onNotice: notice,
+        })
         const collected = []
         for await (const e of entries) collected.push(e)
         if (collected.length === 0 && o.skipEmpty) {
