@@ -23,7 +23,7 @@ const padOf = (n: number) => (BLOCK - (n % BLOCK)) % BLOCK
  * else: base-256 with another first byte (tar-stream takes that as a null size and then waits
  * for the body forever), or a negative one.
  */
-function sizeField(h: Buffer): number {
+export function sizeField(h: Buffer): number {
   const f = h.subarray(124, 136)
   if ((f[0] as number) & 0x80) {
     if (f[0] !== 0x80) return Number.NaN

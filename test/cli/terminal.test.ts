@@ -28,6 +28,7 @@ function lastOnScreen(screen: string, line: RegExp): void {
   const m = [...screen.matchAll(new RegExp(line.source, 'g'))].at(-1)
   assert.ok(m, `the result line is not there: ${JSON.stringify(screen.slice(-400))}`)
   const after = screen.slice((m.index ?? 0) + m[0].length)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the escape sequences are what is looked for
   assert.ok(!/\u001b\[[0-9;]*[A-HJKST]/.test(after), `something after the result line moves the cursor or erases: ${JSON.stringify(after)}`)
 }
 
