@@ -44,7 +44,7 @@ export async function convertImage(img: Image, o: ConvertOptions): Promise<Image
     }
     let layer = l
     let comp = c
-    if (o.compression && c !== 'none' && c !== o.compression) {
+    if (o.compression && c !== o.compression) {
       layer = recompressLayer(l, { compression: o.compression, level: o.level })
       comp = o.compression
       changed = true

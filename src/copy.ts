@@ -114,6 +114,7 @@ async function putChildren(w: Walk, idx: ImageIndex, depth: number): Promise<voi
  * write had put (a gc beside it), they are put again, up to three rounds; then BLOB_UNKNOWN.
  */
 export async function writeTo(sink: ImageSink, x: ImageOrIndex, o: WriteOptions = {}): Promise<Descriptor> {
+  await sink.prepare?.(x)
   for (let round = 1; ; round++) {
     const transfers = new TransferGroup(o.signal)
     const w: Walk = {
@@ -150,6 +151,8 @@ export interface CopyOptions extends WriteOptions, ConvertOptions {
   platform?: Platform | undefined
   /** How to reach registries (insecure hosts, credentials, retries). */
   registry?: RegistryOptions | undefined
+  /** Told what the copy decided on its own (compressing a docker-save archive's layers for a registry). */
+  onNotice?: ((message: string) => void) | undefined
 }
 
 /**
@@ -159,9 +162,19 @@ export interface CopyOptions extends WriteOptions, ConvertOptions {
  */
 export async function copy(src: string, dst: string, o: CopyOptions = {}): Promise<Descriptor> {
   const to = storeFor(parseName(dst), o)
-  const from = storeFor(parseName(src), o)
+  const srcName = parseName(src)
+  const from = storeFor(srcName, o)
   let x = await from.read(o)
   if (o.platform) x = await imageForPlatform(x, o.platform, from.name)
-  if (o.format || o.compression) x = await convert(x, o)
-  return writeTo(await to.sink(), x, o)
+  const sink = await to.sink()
+  let compression = o.compression
+  if (!compression && srcName.transport === 'docker-archive' && sink.prefersCompressedLayers) {
+    // docker save keeps layers as plain tars; a registry should get them compressed.
+    compression = 'gzip'
+    o.onNotice?.(
+      `${from.name}: its layers are uncompressed tars; compressing them with gzip for ${to.name} (their digests change, the diffIDs stay; --compression to choose)`,
+    )
+  }
+  if (o.format || compression) x = await convert(x, { ...o, compression })
+  return writeTo(sink, x, o)
 }

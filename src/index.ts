@@ -94,9 +94,10 @@ export { type FileMapOptions, type FileSpec, fileMapEntries } from './layer/sour
 export { formatName, type ImageName, isLayoutTag, parseName } from './name/parse.ts'
 export { formatReference, parseReference, parseRegistryHost, type RegistryReference } from './name/reference.ts'
 export { DEFAULT_GC_GRACE_MS } from './stores/layout/gc.ts'
-export { OciLayout, REF_NAME } from './stores/layout/layout.ts'
+export { OciLayout } from './stores/layout/layout.ts'
 export { LayoutSink } from './stores/layout/store.ts'
 export { MemoryStore } from './stores/memory/store.ts'
+export { REF_NAME } from './stores/oci-index.ts'
 export { STORES, storeFor } from './stores/open.ts'
 export type { RegistryOptions } from './stores/registry/transport.ts'
 export type {

@@ -5,6 +5,8 @@
  */
 import { NotSupportedError } from '../errors.ts'
 import { formatName, type ImageName } from '../name/parse.ts'
+import { dockerArchiveStore } from './archive/docker-archive.ts'
+import { ociArchiveStore } from './archive/oci-archive.ts'
 import { layoutStore } from './layout/store.ts'
 import { registryStore } from './registry/store.ts'
 import type { RegistryOptions } from './registry/transport.ts'
@@ -31,8 +33,12 @@ export interface StoreRow<T extends ImageName['transport']> {
 /** Every transport, in the order help lists them. */
 export const STORES: { readonly [T in ImageName['transport']]: StoreRow<T> } = {
   oci: { syntax: 'oci:DIR[:TAG]', about: 'OCI image layout directory (created on write); oci:DIR@sha256:HEX names one by digest', open: layoutStore },
-  'oci-archive': { syntax: 'oci-archive:FILE[:TAG]', about: 'OCI layout in a tar file' },
-  'docker-archive': { syntax: 'docker-archive:FILE[:REF]', about: 'docker save tar file' },
+  'oci-archive': { syntax: 'oci-archive:FILE[:TAG]', about: 'OCI layout in a tar file (skopeo, podman save --format oci-archive)', open: ociArchiveStore },
+  'docker-archive': {
+    syntax: 'docker-archive:FILE[:REF]',
+    about: 'docker save / podman save tar file; REF is REPO:TAG, or @N for the Nth image (from 0)',
+    open: dockerArchiveStore,
+  },
   bfc: { syntax: 'bfc:FILE[:TAG]', about: 'BFC single-file container' },
   registry: {
     syntax: 'HOST[:PORT]/REPO[:TAG]',

@@ -117,6 +117,13 @@ export interface ImageSink {
   /** Whether non-distributable ("foreign") layers are copied when the source has them (registries leave them where their urls say). */
   readonly copiesForeignLayers: boolean
   /**
+   * Called once before anything moves: a sink that cannot hold `x` (a docker-save archive and a
+   * multi-platform index) says so here, with an error that says what to do, and nothing is read.
+   */
+  prepare?(x: ImageOrIndex): Promise<void>
+  /** True for a destination where uncompressed layers waste space and time (a registry): a copy from a docker-save archive compresses them. */
+  readonly prefersCompressedLayers?: boolean | undefined
+  /**
    * Puts a blob unless the destination has it (a present blob counts as used now). `open` gives
    * its verified bytes and is called only when they are needed. On failure nothing is named.
    */

@@ -16,6 +16,8 @@ import { MemoryBlobSource, randomImage, randomIndex } from '../../src/image/rand
 import type { Image, ImageOrIndex, Layer } from '../../src/image/types.ts'
 import { SourceImage } from '../../src/image/view.ts'
 import { parseName } from '../../src/name/parse.ts'
+import { blobEntryName } from '../../src/stores/archive/oci-archive.ts'
+import { TarFile } from '../../src/stores/archive/tar-file.ts'
 import { OciLayout } from '../../src/stores/layout/layout.ts'
 import { MemoryStore } from '../../src/stores/memory/store.ts'
 import { storeFor } from '../../src/stores/open.ts'
@@ -56,6 +58,17 @@ const STORES: { name: string; needs?: string[]; open(t: TestContext): Promise<Ha
         at: (tag) => storeFor(parseName(`${r.host}/app:${tag}`), { registry }),
         holds: (d) => new RegistryClient(r.host, 'app', registry).hasBlob(d),
         leftovers: async () => [],
+      }
+    },
+  },
+  {
+    name: 'OCI archive',
+    async open(t) {
+      const file = path.join(await tempDir(t), 'images.tar')
+      return {
+        at: (tag) => storeFor(parseName(`oci-archive:${file}:${tag}`)),
+        holds: async (d) => (await TarFile.open(file, 'test')).entry(blobEntryName(d)) !== undefined,
+        leftovers: async () => (await fs.readdir(path.dirname(file))).filter((f) => f.includes('.tmp-')),
       }
     },
   },

@@ -3,7 +3,7 @@ import { copy } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
 import { AbortedError, OcikitError } from '../../errors.ts'
 import { jsonOption, platformOption, registryOptions } from '../options.ts'
-import { printJson } from '../output.ts'
+import { printJson, printNotice } from '../output.ts'
 import { transferDisplay } from '../progress.ts'
 
 export function register(program: Command): void {
@@ -41,6 +41,7 @@ export function register(program: Command): void {
             format: o.format,
             compression: o.compression,
             registry: registryOptions(program),
+            onNotice: printNotice,
             signal: ac.signal,
             onProgress: bars.onProgress,
             onBlob: (b) => {

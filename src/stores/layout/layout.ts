@@ -21,8 +21,6 @@ import type { BlobSource, IoOptions } from '../../image/types.ts'
 import { chain } from '../../streams.ts'
 import { createTempFile } from '../../temp-file.ts'
 
-/** The annotation that holds a tag in `index.json`. */
-export const REF_NAME = 'org.opencontainers.image.ref.name'
 const LAYOUT_VERSION = '1.0.0'
 /** Largest `index.json` accepted (it lists every tag, so it may exceed a manifest). */
 const MAX_INDEX_JSON = 64 * 1024 * 1024
@@ -368,11 +366,6 @@ let lockfileModule: Promise<typeof import('proper-lockfile')> | undefined
 function loadLockfile(): Promise<typeof import('proper-lockfile')> {
   lockfileModule ??= import('proper-lockfile').then((m) => m.default)
   return lockfileModule
-}
-
-/** The tag of an `index.json` entry, if it has one. */
-export function tagOf(d: Descriptor): string | undefined {
-  return d.annotations?.[REF_NAME]
 }
 
 /**

@@ -10,46 +10,24 @@ import type { ImageOrIndex, IoOptions } from '../../image/types.ts'
 import { openView } from '../../image/view.ts'
 import type { LayoutName } from '../../name/parse.ts'
 import { formatName } from '../../name/parse.ts'
+import { addEntry, findInIndex, type IndexRef, REF_NAME, tagList, tagOf } from '../oci-index.ts'
 import type { CommitResult, ImageSink, ListedEntry, PutBlobOptions, PutOutcome, Store } from '../types.ts'
 import { fsckLayout } from './fsck.ts'
 import { gcLayout } from './gc.ts'
-import { OciLayout, REF_NAME, tagOf } from './layout.ts'
+import { OciLayout } from './layout.ts'
 
 /** Which image of a layout: a tag, a digest, or (neither) the only one. */
-export interface LayoutRef {
-  readonly tag?: string | undefined
-  readonly digest?: Digest | undefined
-}
-
-function tagList(index: Index): string {
-  const tags = index.manifests.map(tagOf).filter((t): t is string => t !== undefined)
-  return tags.length > 0 ? tags.join(', ') : 'none'
-}
+export type LayoutRef = IndexRef
 
 /** The `index.json` entry (or, for a digest not listed there, a descriptor of the blob) that `ref` names. */
 export async function resolveInLayout(layout: OciLayout, ref: LayoutRef): Promise<Descriptor> {
-  const index = await layout.readIndex()
-  if (ref.tag !== undefined) {
-    const hits = index.manifests.filter((m) => tagOf(m) === ref.tag)
-    const hit = hits[hits.length - 1]
-    if (!hit) throw new NotFoundError('MANIFEST_UNKNOWN', `${layout.name}: no tag '${ref.tag}' (tags: ${tagList(index)})`)
-    return hit
-  }
-  if (ref.digest !== undefined) {
-    const listed = index.manifests.find((m) => m.digest === ref.digest)
-    if (listed) return listed
-    if (!(await layout.hasBlob(ref.digest))) throw new NotFoundError('MANIFEST_UNKNOWN', `${layout.name}: no manifest ${ref.digest}`)
+  return findInIndex(await layout.readIndex(), ref, layout.name, async (digest) => {
+    if (!(await layout.hasBlob(digest))) return undefined
     // A manifest reachable only through an index: learn its type from its content.
-    const raw = await layout.readBlobByDigest(ref.digest)
-    const mediaType = detectManifestType(parseJsonBytes(raw, `${layout.name} blob ${ref.digest}`, 'INVALID_MANIFEST'), `${layout.name} blob ${ref.digest}`)
-    return { mediaType, digest: ref.digest, size: raw.length }
-  }
-  if (index.manifests.length === 1) return index.manifests[0] as Descriptor
-  if (index.manifests.length === 0) throw new NotFoundError('MANIFEST_UNKNOWN', `${layout.name}: the layout holds no images`)
-  throw new OcikitError(
-    'AMBIGUOUS_REFERENCE',
-    `${layout.name}: the layout holds ${index.manifests.length} images; name one with ${layout.name}:TAG or @DIGEST (tags: ${tagList(index)})`,
-  )
+    const raw = await layout.readBlobByDigest(digest)
+    const mediaType = detectManifestType(parseJsonBytes(raw, `${layout.name} blob ${digest}`, 'INVALID_MANIFEST'), `${layout.name} blob ${digest}`)
+    return { mediaType, digest, size: raw.length }
+  })
 }
 
 /** The image or index that `ref` names in a layout, as a lazy view. */
@@ -150,13 +128,6 @@ export class LayoutSink implements ImageSink {
       // left as it is: it is a valid (empty) layout
     }
   }
-}
-
-/** `index` with `desc` added: a tagged entry replaces any entry holding that tag; an untagged one is added once. */
-export function addEntry(index: Index, desc: Descriptor): Index {
-  const tag = tagOf(desc)
-  const others = index.manifests.filter((m) => (tag === undefined ? !(m.digest === desc.digest && tagOf(m) === undefined) : tagOf(m) !== tag))
-  return { ...index, manifests: [...others, desc] }
 }
 
 /** Every entry of a layout's `index.json`, in file order. */

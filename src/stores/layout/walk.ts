@@ -11,8 +11,9 @@ import { isImageConfigType, isIndexType, isManifestType, isNondistributableType 
 import type { Descriptor } from '../../documents/schemas.ts'
 import { checkManifestAgainstConfig, MAX_DOCUMENT_SIZE, MAX_INDEX_DEPTH, parseImageConfig, parseManifestOrIndex } from '../../documents/validate.ts'
 import { isErrno, isOcikitError } from '../../errors.ts'
+import { tagOf } from '../oci-index.ts'
 import type { BlobRole, FsckProblem, ProblemKind } from '../types.ts'
-import { type OciLayout, tagOf } from './layout.ts'
+import type { OciLayout } from './layout.ts'
 
 /** What a walk found. */
 export interface WalkResult {

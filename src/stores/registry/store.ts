@@ -49,6 +49,7 @@ function mountSource(client: RegistryClient, origin: BlobSource | undefined): st
 export class RegistrySink implements ImageSink {
   readonly name: string
   readonly copiesForeignLayers = false
+  readonly prefersCompressedLayers = true
   readonly concurrency: number | undefined
   readonly #client: RegistryClient
   readonly #tag: string | undefined

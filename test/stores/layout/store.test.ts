@@ -14,7 +14,8 @@ import type { IoOptions } from '../../../src/image/types.ts'
 import { SourceImage } from '../../../src/image/view.ts'
 import { inspectView } from '../../../src/inspect.ts'
 import { unpackImage } from '../../../src/layer/apply.ts'
-import { OciLayout, REF_NAME } from '../../../src/stores/layout/layout.ts'
+import { OciLayout } from '../../../src/stores/layout/layout.ts'
+import { REF_NAME } from '../../../src/stores/oci-index.ts'
 import { sharedLayerIndex } from '../../helpers/shared-index.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
 
@@ -130,7 +131,7 @@ test('writing to a digest name or a non-layout directory is refused without chan
 })
 
 test('stores not built yet say so with the name', async () => {
-  for (const n of ['oci-archive:x.tar', 'docker-archive:x.tar', 'bfc:x.bfc']) {
+  for (const n of ['bfc:x.bfc']) {
     await assert.rejects(
       read(n),
       (e) => isOcikitError(e, 'NOT_SUPPORTED') && /not supported yet/.test(e.message) && e.message.includes(n.split(':')[0] as string),

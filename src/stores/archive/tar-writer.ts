@@ -1,0 +1,96 @@
+/**
+ * Writes an archive as a stream: entries go into a tar (tar-stream's packer) written to a temp
+ * file beside the target, one after another as they come, each blob straight from its source;
+ * `finish()` completes the tar, flushes it to disk and renames it over the target, so the file
+ * appears complete or not at all. Entries are stamped the same way every time (mode 0644, owner
+ * 0:0, time 1970-01-01), so the same content makes the same archive.
+ */
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { Readable } from 'node:stream'
+import { finished, pipeline } from 'node:stream/promises'
+import tarStream from 'tar-stream'
+import { createTempFile, type TempFile } from '../../temp-file.ts'
+
+/** A tar being written to a temp file that becomes `file`. */
+export class TarWriter {
+  readonly file: string
+  readonly #tmp: TempFile
+  readonly #pack = tarStream.pack()
+  readonly #done: Promise<void>
+  /** Entries are written one after another: each waits for the one before. */
+  #queue: Promise<unknown> = Promise.resolve()
+  #failed: unknown
+  private constructor(file: string, tmp: TempFile) {
+    this.file = file
+    this.#tmp = tmp
+    // A failed entry destroys the packer with its error, which the write reports already.
+    this.#pack.on('error', (e) => {
+      this.#failed ??= e
+    })
+    this.#pack.pipe(tmp.stream)
+    this.#done = finished(tmp.stream)
+    this.#done.catch((e: unknown) => {
+      this.#failed ??= e
+    })
+  }
+
+  /** Starts a tar that will become `file` (its directory must exist). */
+  static async create(file: string): Promise<TarWriter> {
+    const tmp = await createTempFile(path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`), { flush: true })
+    return new TarWriter(file, tmp)
+  }
+
+  #enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(() => {
+      if (this.#failed) throw this.#failed
+      return work()
+    })
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  /** Adds a directory entry (`name` without the trailing '/'). */
+  directory(name: string): Promise<void> {
+    return this.#enqueue(
+      () =>
+        new Promise<void>((resolve, reject) => {
+          this.#pack.entry({ name: `${name}/`, type: 'directory', mode: 0o755, mtime: new Date(0), uid: 0, gid: 0 }, (e) => (e ? reject(e) : resolve()))
+        }),
+    )
+  }
+
+  /**
+   * Adds a file of `size` bytes from `body` (bytes, or a stream that must give exactly `size`
+   * bytes). A body that fails, or gives another size, fails the entry and the whole archive.
+   */
+  add(name: string, size: number, body: Uint8Array | (() => Promise<Readable>)): Promise<void> {
+    return this.#enqueue(async () => {
+      const source = body instanceof Uint8Array ? Readable.from([Buffer.from(body)]) : await body()
+      const entry = this.#pack.entry({ name, size, type: 'file', mode: 0o644, mtime: new Date(0), uid: 0, gid: 0 })
+      try {
+        await pipeline(source, entry)
+      } catch (e) {
+        this.#failed ??= e
+        this.#pack.destroy(e as Error)
+        throw e
+      }
+    })
+  }
+
+  /** Completes the tar after every entry queued so far, flushes it and renames it over the target. */
+  async finish(): Promise<void> {
+    await this.#enqueue(async () => {
+      this.#pack.finalize()
+      await this.#done
+    })
+    await fs.rename(this.#tmp.path, this.file)
+  }
+
+  /** Throws the temp file away; the target is left as it was. Never throws. */
+  async discard(): Promise<void> {
+    this.#pack.destroy()
+    await this.#tmp.discard()
+  }
+}
