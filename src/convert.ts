@@ -3,12 +3,9 @@
  * (gzip, zstd), for copy engines whose destination wants something else. When nothing needs to
  * change, the original view is returned, so digests stay identical.
  */
-import { type Digest, digestOf } from './digest.ts'
-import { canonicalJson } from './documents/canonical.ts'
-import { type Compression, isIndexType, isManifestType, isNondistributableType, layerCompression, MediaType } from './documents/media-types.ts'
-import type { Descriptor, Index } from './documents/schemas.ts'
-import { MAX_INDEX_DEPTH } from './documents/validate.ts'
-import { NotFoundError, NotSupportedError, OcikitError } from './errors.ts'
+import { type Compression, isNondistributableType, layerCompression, MediaType } from './documents/media-types.ts'
+import { NotSupportedError } from './errors.ts'
+import { mapIndex } from './image/derived-index.ts'
 import { assembleImage, RetypedLayer } from './image/mutate.ts'
 import type { Image, ImageIndex, ImageOrIndex, Layer } from './image/types.ts'
 import { recompressLayer } from './layer/encode.ts'
@@ -58,66 +55,11 @@ export async function convertImage(img: Image, o: ConvertOptions): Promise<Image
   return assembleImage(to === 'docker' ? MediaType.dockerManifest : MediaType.ociManifest, await img.config(), layers, manifest.annotations)
 }
 
-/** An index whose children are views held in memory. */
-class ViewIndex implements ImageIndex {
-  readonly kind = 'index' as const
-  readonly #raw: Uint8Array
-  readonly #index: Index
-  readonly #children: Map<string, ImageOrIndex>
-  constructor(index: Index, children: Map<string, ImageOrIndex>) {
-    this.#index = index
-    this.#raw = canonicalJson(index)
-    this.#children = children
-  }
-  async mediaType() {
-    return this.#index.mediaType ?? MediaType.ociIndex
-  }
-  async manifest() {
-    return structuredClone(this.#index)
-  }
-  async rawManifest() {
-    return new Uint8Array(this.#raw)
-  }
-  async digest(): Promise<Digest> {
-    return digestOf(this.#raw)
-  }
-  async image(d: Digest): Promise<Image> {
-    const x = this.#children.get(d)
-    if (x?.kind !== 'image') throw new NotFoundError('MANIFEST_UNKNOWN', `converted index has no image ${d}`)
-    return x
-  }
-  async index(d: Digest): Promise<ImageIndex> {
-    const x = this.#children.get(d)
-    if (x?.kind !== 'index') throw new NotFoundError('MANIFEST_UNKNOWN', `converted index has no index ${d}`)
-    return x
-  }
-}
-
 /** An index with every child converted; the same view when nothing changes. */
-export async function convertIndex(idx: ImageIndex, o: ConvertOptions, depth = 0): Promise<ImageIndex> {
-  const m = await idx.manifest()
-  const from = formatOf(await idx.mediaType())
-  const to = o.format ?? from
-  let changed = from !== to
-  const children = new Map<string, ImageOrIndex>()
-  const manifests: Descriptor[] = []
-  if (depth > MAX_INDEX_DEPTH) throw new OcikitError('INVALID_MANIFEST', `index ${await idx.digest()}: indexes nested more than ${MAX_INDEX_DEPTH} deep`)
-  for (const d of m.manifests) {
-    let child: ImageOrIndex | undefined
-    if (isManifestType(d.mediaType)) child = await convertImage(await idx.image(d.digest), o)
-    else if (isIndexType(d.mediaType)) child = await convertIndex(await idx.index(d.digest), o, depth + 1)
-    if (!child) {
-      manifests.push(d)
-      continue
-    }
-    const digest = await child.digest()
-    if (digest !== d.digest) changed = true
-    children.set(digest, child)
-    manifests.push({ ...d, mediaType: await child.mediaType(), digest, size: (await child.rawManifest()).length })
-  }
-  if (!changed) return idx
+export async function convertIndex(idx: ImageIndex, o: ConvertOptions): Promise<ImageIndex> {
+  const to = o.format ?? formatOf(await idx.mediaType())
   const mediaType = to === 'docker' ? MediaType.dockerManifestList : MediaType.ociIndex
-  return new ViewIndex({ ...m, mediaType, manifests }, children)
+  return mapIndex(idx, (img) => convertImage(img, o), { mediaType })
 }
 
 /** Converts an image or an index. */

@@ -62,7 +62,7 @@ export {
   assembleImage,
   type ConfigEdit,
   editConfig,
-  mutate,
+  layersFor,
   parseKeyValues,
   scratch,
 } from './image/mutate.ts'
@@ -93,6 +93,12 @@ export { type DirectorySourceOptions, directoryEntries } from './layer/source-di
 export { type FileMapOptions, type FileSpec, fileMapEntries } from './layer/source-files.ts'
 export { formatName, type ImageName, isLayoutTag, parseName } from './name/parse.ts'
 export { formatReference, parseReference, parseRegistryHost, type RegistryReference } from './name/reference.ts'
+export { forEachImage } from './ops/each.ts'
+export { checkNames, type MutateEdit, mutateImage } from './ops/edit.ts'
+export { type FlattenOptions, flatten } from './ops/flatten.ts'
+export { mutate } from './ops/index.ts'
+export { type Optimized, optimize, type RemovedLayer } from './ops/optimize.ts'
+export { BASE_DIGEST, BASE_NAME, type RebaseOptions, rebase, rebaseConfig } from './ops/rebase.ts'
 export { DEFAULT_GC_GRACE_MS } from './stores/layout/gc.ts'
 export { OciLayout } from './stores/layout/layout.ts'
 export { LayoutSink } from './stores/layout/store.ts'

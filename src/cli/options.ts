@@ -34,3 +34,21 @@ export function registryOptions(program: Command): RegistryOptions {
       process.stderr.write(`ocikit: ${printable(`${r.url}: ${r.reason}`)}; retrying in ${(r.delayMs / 1000).toFixed(1)} s (attempt ${r.attempt + 1})\n`),
   }
 }
+
+/** `--cmd '["node","x.js"]'` (a JSON array) or `--cmd /app/run` (one word), as an option. */
+export function argvOption(flags: string, what: string): Option {
+  return new Option(flags, what).argParser((v: string): string[] => {
+    if (!v.trimStart().startsWith('[')) return [v]
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(v)
+    } catch {
+      throw new InvalidArgumentError(`'${v}' is not a JSON array of strings`)
+    }
+    if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw new InvalidArgumentError(`'${v}' is not a JSON array of strings`)
+    return parsed
+  })
+}
+
+/** A repeatable option's collector. */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v]

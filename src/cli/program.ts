@@ -8,6 +8,7 @@ import { register as registerCopy } from './commands/copy.ts'
 import { register as registerDocuments } from './commands/documents.ts'
 import { register as registerInspect } from './commands/inspect.ts'
 import { register as registerLayer } from './commands/layer.ts'
+import { register as registerOps } from './commands/ops.ts'
 import { register as registerRegistry } from './commands/registry.ts'
 import { register as registerTags } from './commands/tags.ts'
 import { register as registerUnpack } from './commands/unpack.ts'
@@ -39,6 +40,7 @@ const COMMANDS: readonly [names: readonly string[], register: (program: Command)
   [['copy'], registerCopy],
   [['fsck', 'gc'], registerCheck],
   [['append'], registerAppend],
+  [['mutate', 'rebase', 'flatten', 'optimize'], registerOps],
   [['layer'], registerLayer],
   [['unpack', 'export'], registerUnpack],
   [['referrers', 'catalog', 'delete', 'login', 'logout'], registerRegistry],

@@ -40,6 +40,21 @@ export class RetypedLayer implements Layer {
 
 const DOCKER_LAYER = { gzip: MediaType.dockerLayerGzip, none: 'application/vnd.docker.image.rootfs.diff.tar', zstd: undefined } as const
 
+/**
+ * `layers` as a manifest of `mediaType` lists them: in a Docker v2 manifest, gzip and plain-tar
+ * layers under Docker's media types (same bytes); a zstd layer there is NOT_SUPPORTED.
+ */
+export function layersFor(mediaType: string, layers: readonly Layer[]): Layer[] {
+  if (mediaType !== MediaType.dockerManifest) return [...layers]
+  return layers.map((l) => {
+    if (l.mediaType.startsWith('application/vnd.docker.')) return l
+    const c = layerCompression(l.mediaType)
+    const t = c === undefined ? undefined : DOCKER_LAYER[c]
+    if (!t) throw new NotSupportedError(`a ${l.mediaType} layer cannot go into a Docker v2 image; use an OCI base image`)
+    return new RetypedLayer(l, t)
+  })
+}
+
 /** An image assembled from a config and layers; its manifest is computed on first use. */
 class AssembledImage implements Image {
   readonly kind = 'image' as const
@@ -145,14 +160,7 @@ function createdOf(o: AppendOptions): string {
  */
 export async function appendLayers(base: Image, layers: Layer[], o: AppendOptions = {}): Promise<Image> {
   const mediaType = await base.mediaType()
-  const docker = mediaType === MediaType.dockerManifest
-  const added = layers.map((l) => {
-    if (!docker) return l
-    const c = layerCompression(l.mediaType)
-    const t = c === undefined ? undefined : DOCKER_LAYER[c]
-    if (!t) throw new NotSupportedError(`a ${l.mediaType} layer cannot go into a Docker v2 image; use an OCI base image`)
-    return new RetypedLayer(l, t)
-  })
+  const added = layersFor(mediaType, layers)
   const config = await base.config()
   const created = createdOf(o)
   config.created = created
@@ -225,9 +233,3 @@ export async function editConfig(base: Image, edit: ConfigEdit, o: AppendOptions
   const manifest = await base.manifest()
   return new AssembledImage(await base.mediaType(), config, await base.layers(), manifest.annotations)
 }
-
-/**
- * The image changes, as one namespace (`mutate.appendLayers(base, layers)`,
- * `mutate.config(base, edit)`): each returns a new lazy view and leaves its input as it was.
- */
-export const mutate = Object.freeze({ appendLayers, config: editConfig })

@@ -1,29 +1,14 @@
 import { type Command, Option } from 'commander'
 import { readImage, write } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
-import { AbortedError, OcikitError } from '../../errors.ts'
+import { AbortedError } from '../../errors.ts'
 import { appendLayers, type ConfigEdit, editConfig, scratch } from '../../image/mutate.ts'
 import { currentPlatform } from '../../image/platform.ts'
 import { layerFromDirectory } from '../../layer/encode.ts'
-import { jsonOption, platformOption, registryOptions } from '../options.ts'
+import { argvOption, collect, jsonOption, platformOption, registryOptions } from '../options.ts'
 import { printJson } from '../output.ts'
 import { transferDisplay } from '../progress.ts'
 import { addLayerOptions, encodeOptions, type LayerCliOptions } from './layer.ts'
-
-const collect = (v: string, prev: string[] = []) => [...prev, v]
-
-/** `--cmd '["node","x.js"]'` (JSON array) or `--cmd /app/run` (one word). */
-function argv(v: string): string[] {
-  if (!v.trimStart().startsWith('[')) return [v]
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(v)
-  } catch (e) {
-    throw new OcikitError('INVALID_ARGUMENT', `'${v}' is not a JSON array of strings`, { cause: e })
-  }
-  if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string')) throw new OcikitError('INVALID_ARGUMENT', `'${v}' is not a JSON array of strings`)
-  return parsed
-}
 
 interface AppendCli extends LayerCliOptions {
   dir: string[]
@@ -47,8 +32,8 @@ export function register(program: Command): void {
       .argument('<dst>', 'where to write the new image, e.g. oci:./out:v1')
       .addOption(new Option('--dir <dir>', 'directory to add as one layer (repeat for several layers)').argParser(collect).makeOptionMandatory())
       .addOption(platformOption('platform of a scratch image, or the one to pick from a multi-platform base (default: this machine)'))
-      .addOption(new Option('--entrypoint <argv>', 'entrypoint: one word, or a JSON array').argParser(argv))
-      .addOption(new Option('--cmd <argv>', 'command: one word, or a JSON array').argParser(argv))
+      .addOption(argvOption('--entrypoint <argv>', 'entrypoint: one word, or a JSON array'))
+      .addOption(argvOption('--cmd <argv>', 'command: one word, or a JSON array'))
       .addOption(new Option('--env <KEY=VALUE>', 'environment variable (repeatable)').argParser(collect))
       .option('--workdir <dir>', 'working directory')
       .option('--user <user>', 'user[:group] the container runs as')
