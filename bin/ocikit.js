@@ -3,7 +3,7 @@
 const [major, minor] = process.versions.node.split('.').map(Number)
 if (major < 22 || (major === 22 && minor < 15)) {
   process.stderr.write(
-    `ocikit: needs Node.js >= 22.15 (this is ${process.versions.node}); run it through npx or npm run, which use the project's pinned Node\n`,
+    `ocikit: needs Node.js 22.15 or newer, and this is ${process.versions.node}: install a newer Node (https://nodejs.org, or 'nvm install 24')\n`,
   )
   process.exit(1)
 }
