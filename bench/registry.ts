@@ -16,6 +16,9 @@ const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) 
 const root = path.resolve(import.meta.dirname, '..')
 const work = path.join(root, '.bench')
 const cli = path.join(root, 'bin/ocikit.js')
+// The single executable, when built (npm run build:sea): measured beside the installed CLI.
+const sea = path.join(root, 'dist', 'sea', `ocikit-linux-${process.arch}`)
+const hasSea = fs.existsSync(sea)
 const has = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, bin)))
 if (!has('docker-registry')) {
   process.stdout.write('docker-registry not installed: no registry benchmark\n')
@@ -38,7 +41,14 @@ try {
   if (!fs.existsSync(path.join(layout, 'index.json'))) {
     await run(process.execPath, [cli, 'append', 'scratch', `oci:${layout}:v1`, '--dir', tree, '--platform', 'linux/amd64', '-q'])
   }
-  const series: Record<string, number[]> = { 'ocikit push': [], 'skopeo push': [], 'ocikit pull': [], 'skopeo pull': [], 'ocikit second push': [] }
+  const series: Record<string, number[]> = {
+    'ocikit push': [],
+    'skopeo push': [],
+    'ocikit pull': [],
+    'skopeo pull': [],
+    'ocikit second push': [],
+    ...(hasSea ? { 'executable push': [], 'executable pull': [] } : {}),
+  }
   for (let i = 0; i < runs; i++) {
     // Fresh registries each run, one per tool: skopeo's blob-info cache would otherwise mount
     // blobs pushed earlier (by ocikit, or by its own previous run) instead of sending them.
@@ -55,8 +65,13 @@ try {
       series['skopeo push']?.push(await time('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}:v1`, `docker://${skReg.host}/s${i}:v1`]))
       series['skopeo pull']?.push(await time('skopeo', ['copy', '-q', '--src-tls-verify=false', `docker://${skReg.host}/s${i}:v1`, `oci:${out}/s:v1`]))
     }
+    const executable = async () => {
+      if (!hasSea) return
+      series['executable push']?.push(await time(sea, ['copy', '-q', `oci:${layout}:v1`, `${reg.host}/e${i}:v1`]))
+      series['executable pull']?.push(await time(sea, ['copy', '-q', `${reg.host}/e${i}:v1`, `oci:${out}/e:v1`]))
+    }
     // Whichever goes first meets registries that have only just started: take turns.
-    for (const f of i % 2 === 0 ? [ours, skopeo] : [skopeo, ours]) await f()
+    for (const f of i % 2 === 0 ? [ours, skopeo, executable] : [executable, skopeo, ours]) await f()
     fs.rmSync(out, { recursive: true, force: true })
   }
   process.stdout.write(`registry benchmark: 120 MiB image (one gzip layer), local docker-registry, ${runs} runs (median, fresh registries each run)\n`)
@@ -72,6 +87,10 @@ try {
     process.stdout.write(
       `push+pull time / skopeo's          ${ratio.toFixed(2)}  (target <= 1.0: ${ratio <= 1 ? 'met' : 'MISSED'}; median of the runs' own ratios ${perRun.toFixed(2)})\n`,
     )
+  }
+  if (hasSea && series['skopeo push']?.length) {
+    const ratio = (m('executable push') + m('executable pull')) / (m('skopeo push') + m('skopeo pull'))
+    process.stdout.write(`single executable push+pull / skopeo's ${ratio.toFixed(2)}  (target <= 1.0: ${ratio <= 1 ? 'met' : 'MISSED'})\n`)
   }
   const second = m('ocikit second push')
   process.stdout.write(`second push (all blobs there)      ${second.toFixed(2)} s  (target <= 0.3 s: ${second <= 0.3 ? 'met' : 'MISSED'})\n`)

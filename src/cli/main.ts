@@ -50,4 +50,7 @@ for (const out of [process.stdout, process.stderr]) {
   })
 }
 
-process.exitCode = await run(process.argv)
+// Not a top-level await: the single executable's bundle is CommonJS.
+void run(process.argv).then((code) => {
+  process.exitCode = code
+})

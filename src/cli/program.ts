@@ -13,8 +13,12 @@ import { register as registerRegistry } from './commands/registry.ts'
 import { register as registerTags } from './commands/tags.ts'
 import { register as registerUnpack } from './commands/unpack.ts'
 
-/** The package version, read from package.json. */
+/** Set by the single executable's build, which has no package.json beside it. */
+declare const OCIKIT_BUILD_VERSION: string | undefined
+
+/** The package version: the build's, else read from package.json. */
 export function packageVersion(): string {
+  if (typeof OCIKIT_BUILD_VERSION === 'string') return OCIKIT_BUILD_VERSION
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
   return pkg.version
 }

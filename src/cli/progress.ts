@@ -5,8 +5,13 @@ import type { Progress } from '../image/types.ts'
 import type { BlobEvent } from '../stores/types.ts'
 import { humanSize } from './output.ts'
 
-/** cli-progress, loaded only when a terminal will show it (it costs start-up time otherwise). */
+/**
+ * cli-progress, loaded only when a terminal will show it (it costs start-up time otherwise). In a
+ * bundle, `require` is defined and esbuild inlines the package (evaluated on this first call);
+ * run from source as ES modules, there is no `require`, and one is made.
+ */
 export function loadCliProgress(): typeof CliProgress {
+  if (typeof require === 'function') return require('cli-progress') as typeof CliProgress
   return createRequire(import.meta.url)('cli-progress') as typeof CliProgress
 }
 

@@ -29,7 +29,7 @@ test('the package holds only what runs: the library, the bundled CLI, docs, no t
     assert.ok(files.includes(want), `${want} is in the package`)
   }
   const stray = files.filter(
-    (f) => /^(test|bench|src|scripts|\.ci)\//.test(f) || f.endsWith('.map') || (f.startsWith('dist/cli/') && f !== 'dist/cli/ocikit.mjs'),
+    (f) => /^(test|bench|src|scripts|\.ci|dist\/sea)\//.test(f) || f.endsWith('.map') || (f.startsWith('dist/cli/') && f !== 'dist/cli/ocikit.mjs'),
   )
   assert.deepEqual(stray, [])
   assert.ok(info.size < 1 << 20, `packed size ${info.size} bytes`)
