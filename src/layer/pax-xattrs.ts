@@ -40,7 +40,7 @@ export function sizeField(h: Buffer): number {
 }
 
 /** The records of a PAX header body, values as bytes. */
-function paxRecords(buf: Buffer): Map<string, Buffer> {
+export function paxRecords(buf: Buffer): Map<string, Buffer> {
   const out = new Map<string, Buffer>()
   let p = 0
   while (p < buf.length) {

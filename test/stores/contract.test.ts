@@ -27,6 +27,7 @@ import { needPeers } from '../helpers/peers.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { sharedLayerIndex } from '../helpers/shared-index.ts'
 import { tempDir } from '../helpers/tmp.ts'
+import { delegatingImage } from '../helpers/views.ts'
 
 /** One store under test: the store for a tag, and whether it holds a blob (and no stray temp file). */
 interface Harness {
@@ -134,20 +135,7 @@ async function breakingAt(img: Image, n: number): Promise<Image> {
           },
         },
   )
-  return { ...delegate(img), layers: async () => broken }
-}
-
-function delegate(img: Image): Image {
-  return {
-    kind: 'image',
-    mediaType: () => img.mediaType(),
-    manifest: () => img.manifest(),
-    rawManifest: () => img.rawManifest(),
-    digest: () => img.digest(),
-    config: () => img.config(),
-    rawConfig: () => img.rawConfig(),
-    layers: () => img.layers(),
-  }
+  return delegatingImage(img, { layers: async () => broken })
 }
 
 for (const s of STORES) {

@@ -38,7 +38,7 @@ import { fsckViews } from './fsck.ts'
 import { blobEntryName, LayoutTarSource, readLayoutIndex } from './oci-archive.ts'
 import { TarFile } from './tar-file.ts'
 import type { TarEntryAt } from './tar-index.ts'
-import { TarWriter } from './tar-writer.ts'
+import { rewriteArchive, type TarWriter } from './tar-writer.ts'
 
 /** One image of `manifest.json`. */
 interface SaveEntry {
@@ -281,25 +281,11 @@ class DockerArchiveSink implements ImageSink {
 
   #start() {
     this.#started ??= (async () => {
-      let old: { tar: TarFile; entries: SaveEntry[] } | undefined
-      try {
-        const tar = await TarFile.open(this.#file, this.name)
-        old = { tar, entries: await readSaveManifest(tar) }
-      } catch (e) {
-        if (!(e instanceof OcikitError && e.code === 'MANIFEST_UNKNOWN')) throw e // the file is new
-      }
-      const writer = await TarWriter.create(this.#file)
-      const held = new Map<string, number>()
-      if (old) {
-        const from = old.tar
-        const keep = new Set(old.entries.flatMap((e) => [e.Config, ...e.Layers]))
-        for (const e of from.index.entries.values()) {
-          if (!keep.has(e.name)) continue
-          held.set(e.name, e.size)
-          await writer.add(e.name, e.size, async () => from.stream(e))
-        }
-      }
-      return { writer, entries: old?.entries ?? [], held }
+      // What the old images use is carried over: their configs and layers.
+      const { writer, old, held } = await rewriteArchive(this.#file, this.name, readSaveManifest, (e, entries) =>
+        entries.some((x) => x.Config === e.name || x.Layers.includes(e.name)),
+      )
+      return { writer, entries: old ?? [], held }
     })()
     return this.#started
   }

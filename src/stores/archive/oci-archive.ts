@@ -20,7 +20,7 @@ import { addEntry, findInIndex, REF_NAME, tagOf } from '../oci-index.ts'
 import type { CommitResult, ImageSink, ListedEntry, PutBlobOptions, PutOutcome, Store } from '../types.ts'
 import { fsckViews } from './fsck.ts'
 import { TarFile } from './tar-file.ts'
-import { TarWriter } from './tar-writer.ts'
+import { rewriteArchive, type TarWriter } from './tar-writer.ts'
 
 /** Largest `index.json` read from an archive (it lists every tag). */
 const MAX_INDEX_JSON = 64 * 1024 * 1024
@@ -88,7 +88,7 @@ class OciArchiveSink implements ImageSink {
   readonly concurrency = 1
   readonly #file: string
   readonly #tag: string | undefined
-  #started: Promise<{ writer: TarWriter; index: Index; held: Set<string> }> | undefined
+  #started: Promise<{ writer: TarWriter; index: Index; held: Map<string, number> }> | undefined
   constructor(file: string, tag: string | undefined, name: string) {
     this.#file = file
     this.#tag = tag
@@ -97,26 +97,15 @@ class OciArchiveSink implements ImageSink {
 
   #start() {
     this.#started ??= (async () => {
-      let old: { tar: TarFile; index: Index } | undefined
-      try {
-        const tar = await TarFile.open(this.#file, this.name)
-        old = { tar, index: await readLayoutIndex(tar) }
-      } catch (e) {
-        if (!(e instanceof OcikitError && e.code === 'MANIFEST_UNKNOWN')) throw e // the file is new
-      }
-      const writer = await TarWriter.create(this.#file)
-      const held = new Set<string>()
       const layoutFile = Buffer.from(`${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`)
-      await writer.add('oci-layout', layoutFile.length, layoutFile)
-      if (old) {
-        const from = old.tar
-        for (const e of from.index.entries.values()) {
-          if (!e.name.startsWith('blobs/')) continue
-          held.add(e.name)
-          await writer.add(e.name, e.size, async () => from.stream(e))
-        }
-      }
-      return { writer, index: old?.index ?? { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }, held }
+      const { writer, old, held } = await rewriteArchive(
+        this.#file,
+        this.name,
+        readLayoutIndex,
+        (e) => e.name.startsWith('blobs/'),
+        (w) => w.add('oci-layout', layoutFile.length, layoutFile),
+      )
+      return { writer, index: old ?? { schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [] }, held }
     })()
     return this.#started
   }
@@ -125,7 +114,7 @@ class OciArchiveSink implements ImageSink {
     const { writer, held } = await this.#start()
     const name = blobEntryName(d.digest)
     if (held.has(name)) return 'existed'
-    held.add(name)
+    held.set(name, size)
     try {
       await writer.add(name, size, body)
     } catch (e) {

@@ -11,7 +11,7 @@
 import type fs from 'node:fs/promises'
 import { InvalidDocumentError, UnsafePathError } from '../../errors.ts'
 import { cleanEntryPath } from '../../layer/entry.ts'
-import { sizeField } from '../../layer/pax-xattrs.ts'
+import { paxRecords, sizeField } from '../../layer/pax-xattrs.ts'
 
 const BLOCK = 512
 /** PAX and GNU long-name records larger than this are refused (no writer needs them). */
@@ -39,22 +39,6 @@ const str = (b: Buffer, start: number, len: number) => {
   return s.toString('utf8', 0, nul < 0 ? s.length : nul)
 }
 
-function paxRecords(buf: Buffer): Map<string, string> {
-  const out = new Map<string, string>()
-  let i = 0
-  while (i < buf.length) {
-    const sp = buf.indexOf(0x20, i)
-    if (sp < 0) break
-    const len = Number(buf.toString('latin1', i, sp))
-    if (!Number.isInteger(len) || len <= 0 || i + len > buf.length) break
-    const rec = buf.toString('utf8', sp + 1, i + len - 1)
-    const eq = rec.indexOf('=')
-    if (eq > 0) out.set(rec.slice(0, eq), rec.slice(eq + 1))
-    i += len
-  }
-  return out
-}
-
 /**
  * Indexes the tar in `fh` (of `fileSize` bytes). A truncated tar, a header whose checksum fails,
  * or an entry running past the end of the file is INVALID_LAYOUT naming `what`; an entry whose
@@ -67,7 +51,7 @@ export async function indexTar(fh: fs.FileHandle, fileSize: number, what: string
   const header = Buffer.alloc(BLOCK)
   let at = 0
   let longName: string | undefined
-  let pax = new Map<string, string>()
+  let pax = new Map<string, Buffer>()
   const readMeta = async (offset: number, size: number) => {
     if (size > MAX_META) throw bad(`a tar metadata record of ${size} bytes at byte ${offset}`)
     const b = Buffer.alloc(size)
@@ -94,8 +78,8 @@ export async function indexTar(fh: fs.FileHandle, fileSize: number, what: string
       longName = str(await readMeta(data, size), 0, size)
     } else {
       const prefix = str(header, 345, 155)
-      const raw = pax.get('path') ?? longName ?? (prefix ? `${prefix}/${str(header, 0, 100)}` : str(header, 0, 100))
-      if (pax.has('size')) size = Number(pax.get('size'))
+      const raw = pax.get('path')?.toString('utf8') ?? longName ?? (prefix ? `${prefix}/${str(header, 0, 100)}` : str(header, 0, 100))
+      if (pax.has('size')) size = Number(pax.get('size')?.toString('latin1'))
       let name: string
       try {
         name = cleanEntryPath(raw)

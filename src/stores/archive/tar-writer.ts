@@ -11,7 +11,10 @@ import path from 'node:path'
 import { Readable } from 'node:stream'
 import { finished, pipeline } from 'node:stream/promises'
 import tarStream from 'tar-stream'
+import { OcikitError } from '../../errors.ts'
 import { createTempFile, type TempFile } from '../../temp-file.ts'
+import { TarFile } from './tar-file.ts'
+import type { TarEntryAt } from './tar-index.ts'
 
 /** A tar being written to a temp file that becomes `file`. */
 export class TarWriter {
@@ -93,4 +96,38 @@ export class TarWriter {
     this.#pack.destroy()
     await this.#tmp.discard()
   }
+}
+
+/**
+ * Starts rewriting the archive `file`: a new tar beside it, into which the entries of the old one
+ * that `keep` names are carried over first (read where they lie). `readOld` reads what the sink
+ * needs of the old archive (its index.json, its manifest.json); a file that does not exist yet
+ * starts empty, and one that cannot be read as such an archive fails the write.
+ */
+export async function rewriteArchive<T>(
+  file: string,
+  name: string,
+  readOld: (tar: TarFile) => Promise<T>,
+  keep: (entry: TarEntryAt, old: T) => boolean,
+  first: (writer: TarWriter) => Promise<void> = async () => {},
+): Promise<{ writer: TarWriter; old: T | undefined; held: Map<string, number> }> {
+  let old: { tar: TarFile; doc: T } | undefined
+  try {
+    const tar = await TarFile.open(file, name)
+    old = { tar, doc: await readOld(tar) }
+  } catch (e) {
+    if (!(e instanceof OcikitError && e.code === 'MANIFEST_UNKNOWN')) throw e // the file is new
+  }
+  const writer = await TarWriter.create(file)
+  await first(writer)
+  const held = new Map<string, number>()
+  if (old) {
+    const from = old.tar
+    for (const e of from.index.entries.values()) {
+      if (!keep(e, old.doc)) continue
+      held.set(e.name, e.size)
+      await writer.add(e.name, e.size, async () => from.stream(e))
+    }
+  }
+  return { writer, old: old?.doc, held }
 }

@@ -7,6 +7,7 @@ import { isOcikitError } from '../../../src/errors.ts'
 import { randomImage, randomIndex } from '../../../src/image/random.ts'
 import type { Image } from '../../../src/image/types.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
+import { delegatingImage } from '../../helpers/views.ts'
 
 const blob = (dir: string, digest: string) => path.join(dir, 'blobs', 'sha256', digest.slice(7))
 
@@ -115,23 +116,18 @@ test('gc during a write: blobs the write reuses are renewed, so gc with its grac
  */
 function racingGc(img: Image, after: number, race: () => Promise<void>): Image & { blobs: number } {
   let ran = false
-  const racing = {
-    kind: 'image' as const,
-    blobs: 0,
-    mediaType: () => img.mediaType(),
-    manifest: () => img.manifest(),
-    digest: () => img.digest(),
-    config: () => img.config(),
-    rawConfig: () => img.rawConfig(),
-    layers: () => img.layers(),
-    rawManifest: async () => {
-      if (!ran && racing.blobs >= after) {
-        ran = true
-        await race()
-      }
-      return img.rawManifest()
-    },
-  }
+  const racing = Object.assign(
+    delegatingImage(img, {
+      rawManifest: async () => {
+        if (!ran && racing.blobs >= after) {
+          ran = true
+          await race()
+        }
+        return img.rawManifest()
+      },
+    }),
+    { blobs: 0 },
+  )
   return racing
 }
 
