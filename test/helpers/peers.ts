@@ -41,7 +41,9 @@ export function needPeers(...bins: string[]): { skip?: string } {
 /** Runs a peer tool; rejects with its stderr on failure. */
 export async function peer(bin: string, args: string[], opts: { cwd?: string } = {}): Promise<{ stdout: string; stderr: string }> {
   try {
-    return await run(bin, args, { cwd: opts.cwd, maxBuffer: 64 << 20 })
+    // A UTF-8 locale when none is set: bsdtar refuses non-ASCII names in the C locale.
+    const env = { ...process.env, LC_ALL: process.env.LC_ALL || process.env.LANG || 'C.UTF-8' }
+    return await run(bin, args, { cwd: opts.cwd, maxBuffer: 64 << 20, env })
   } catch (e) {
     const err = e as Error & { stderr?: string; stdout?: string }
     throw new Error(`${bin} ${args.join(' ')} failed: ${err.stderr || err.message}`)

@@ -58,6 +58,20 @@ test('the packed tarball installs globally and as a dev dependency, and runs a r
   assert.equal((await run('npx', ['--no-install', 'ocikit', '--version'], { cwd: project })).stdout.trim(), version)
   const appended = await run('npx', ['--no-install', 'ocikit', 'append', 'scratch', 'oci:./out:v1', '--dir', src], { cwd: project })
   assert.match(appended.stdout, /oci:\.\/out:v1 sha256:/)
+  // The oldest Node the package says it runs on (engines: >=22.15), its official binary from npm.
+  const engines = JSON.parse(await fs.readFile(path.join(root, 'package.json'), 'utf8')).engines.node as string
+  const oldest = `${/\d+\.\d+/.exec(engines)?.[0]}.0`
+  const nodeDir = path.join(dir, 'node-oldest')
+  await fs.mkdir(nodeDir)
+  const packed = await npm(['pack', `node-linux-${process.arch}@${oldest}`, '--silent', '--pack-destination', nodeDir])
+  await run('tar', ['-xzf', path.join(nodeDir, packed.stdout.trim().split('\n').at(-1) as string), '-C', nodeDir])
+  const node22 = path.join(nodeDir, 'package', 'bin', 'node')
+  const cliOnOldest = path.join(prefix, 'lib', 'node_modules', 'ocikit', 'bin', 'ocikit.js')
+  assert.equal((await run(node22, ['-p', 'process.versions.node'])).stdout.trim(), oldest)
+  assert.equal((await run(node22, [cliOnOldest, '--version'])).stdout.trim(), version)
+  const onOldest = await run(node22, [cliOnOldest, 'append', 'scratch', `oci:${dir}/oldest:v1`, '--dir', src])
+  assert.match(onOldest.stdout, /oldest:v1 sha256:/)
+  assert.match((await run(node22, [cliOnOldest, 'fsck', `oci:${dir}/oldest`])).stdout, /clean/)
   // An older Node (the system's, where it is one): one line saying what is needed, no stack.
   const candidates = await Promise.all(
     ['/usr/bin/node', '/usr/local/bin/node'].map((p) =>

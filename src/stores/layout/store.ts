@@ -70,6 +70,8 @@ export class LayoutSink implements ImageSink {
   readonly #dir: string
   readonly #tag: string | undefined
   #layout: Promise<{ layout: OciLayout; created: boolean }> | undefined
+  /** Blobs this write named (not ones it found), which an abort of a layout it created takes away again. */
+  readonly #written: Digest[] = []
   constructor(dir: string, tag: string | undefined, name = `oci:${dir}${tag === undefined ? '' : `:${tag}`}`) {
     this.#dir = dir
     this.#tag = tag
@@ -91,6 +93,7 @@ export class LayoutSink implements ImageSink {
     const layout = await this.#open()
     if (await layout.renewBlob(d.digest, d.size)) return 'existed'
     const written = await layout.writeBlob(await open(), d, { signal: o.signal, taps: [...(o.taps ?? [])], commitAfter: o.commitAfter })
+    if (!written.existed) this.#written.push(d.digest)
     return written.existed ? 'existed' : 'written'
   }
 
@@ -117,10 +120,12 @@ export class LayoutSink implements ImageSink {
   }
 
   async abort(): Promise<void> {
-    // A layout this write created, which nothing has written into since: removed again.
+    // A layout this write created: the blobs it named go (a writer beside it that reuses one
+    // puts it back at its commit), and the layout too when nothing else is in it.
     const opened = await this.#layout?.catch(() => undefined)
     if (!opened?.created) return
     try {
+      for (const d of this.#written) await fs.rm(opened.layout.blobPath(d), { force: true })
       const index = await opened.layout.readIndex()
       const { blobs, temps } = await opened.layout.listBlobs()
       if (index.manifests.length === 0 && blobs.length === 0 && temps.length === 0) await fs.rm(opened.layout.dir, { recursive: true, force: true })

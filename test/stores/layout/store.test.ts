@@ -18,6 +18,7 @@ import { OciLayout } from '../../../src/stores/layout/layout.ts'
 import { REF_NAME } from '../../../src/stores/oci-index.ts'
 import { sharedLayerIndex } from '../../helpers/shared-index.ts'
 import { snapshot, tempDir } from '../../helpers/tmp.ts'
+import { delegatingImage } from '../../helpers/views.ts'
 
 test('write then read by tag, by digest and as the only image', async (t) => {
   const dir = await tempDir(t)
@@ -354,4 +355,32 @@ test('a blob or index.json that is not a regular file (a FIFO, a directory, a li
   await fs.rename(path.join(dir, 'index.json'), path.join(dir, 'index.json.real'))
   execFileSync('mkfifo', [path.join(dir, 'index.json')])
   await assert.rejects(read(`oci:${dir}:v1`), notRegular)
+})
+
+test('a write that fails after some of its blobs were named leaves no layout behind when it created it', async (t) => {
+  const dir = path.join(await tempDir(t), 'new-layout')
+  const img = await randomImage({ seed: 81, layers: 1 })
+  let configWritten: () => void = () => {}
+  const written = new Promise<void>((r) => {
+    configWritten = r
+  })
+  const [layer] = await img.layers()
+  const failing = delegatingImage(img, {
+    layers: async () => [
+      {
+        mediaType: layer?.mediaType ?? '',
+        digest: () => (layer as NonNullable<typeof layer>).digest(),
+        diffId: () => (layer as NonNullable<typeof layer>).diffId(),
+        size: () => (layer as NonNullable<typeof layer>).size(),
+        uncompressed: () => (layer as NonNullable<typeof layer>).uncompressed(),
+        // Fails only once the config is in place under its name.
+        compressed: async () => {
+          await written
+          throw new Error('the source broke')
+        },
+      },
+    ],
+  })
+  await assert.rejects(write(`oci:${dir}:v1`, failing, { onBlob: () => configWritten() }), /the source broke/)
+  await assert.rejects(fs.stat(dir), { code: 'ENOENT' }, 'the layout this write made is gone, config blob and all')
 })
