@@ -1,13 +1,11 @@
 import { type Command, Option } from 'commander'
 import { readImage, write } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
-import { AbortedError } from '../../errors.ts'
 import { appendLayers, type ConfigEdit, editConfig, scratch } from '../../image/mutate.ts'
 import { currentPlatform } from '../../image/platform.ts'
-import { layerFromDirectory } from '../../layer/encode.ts'
+import { type EntriesLayer, layerFromDirectory } from '../../layer/encode.ts'
 import { argvOption, collect, jsonOption, platformOption, registryOptions } from '../options.ts'
-import { printJson } from '../output.ts'
-import { transferDisplay } from '../progress.ts'
+import { runTransfer } from '../transfer.ts'
 import { addLayerOptions, encodeOptions, type LayerCliOptions } from './layer.ts'
 
 interface AppendCli extends LayerCliOptions {
@@ -41,64 +39,45 @@ export function register(program: Command): void {
       .addOption(new Option('--label <KEY=VALUE>', 'label (repeatable)').argParser(collect))
       .addOption(jsonOption()),
   ).action(async (base: string, dst: string, o: AppendCli) => {
-    const display = transferDisplay(!o.quiet && !o.json && process.stderr.isTTY === true)
-    const ac = new AbortController()
-    const interrupt = () => {
-      process.stderr.write('\nocikit: interrupted; stopping (no tag is written for a partial write)\n')
-      ac.abort()
-    }
-    process.once('SIGINT', interrupt)
     const start =
       base === 'scratch' ? scratch(o.platform ?? currentPlatform()) : await readImage(base, { platform: o.platform, registry: registryOptions(program) })
-    const layers = o.dir.map((d) =>
-      layerFromDirectory(d, {
-        ...encodeOptions(o),
-        prefix: o.prefix,
-        uid: o.chown?.uid,
-        gid: o.chown?.gid,
-        keepOwners: o.keepOwners,
-        ignoreFile: o.ignoreFile === false ? false : o.ignoreFile,
-        xattrs: o.xattrs,
-        onProgress: display.packing(d),
-        signal: ac.signal,
-      }),
-    )
-    let written = 0
-    let skipped = 0
+    const layers: EntriesLayer[] = []
     try {
-      let img = await appendLayers(start, layers, {
-        timestamp: o.timestamp,
-        history: { created_by: `ocikit append${o.prefix ? ` --prefix ${o.prefix}` : ''}` },
+      // -q means no progress display here; the result line is printed all the same.
+      await runTransfer(`append to ${dst}`, dst, { json: o.json, quiet: false }, async (io) => {
+        for (const d of o.dir) {
+          layers.push(
+            layerFromDirectory(d, {
+              ...encodeOptions(o),
+              prefix: o.prefix,
+              uid: o.chown?.uid,
+              gid: o.chown?.gid,
+              keepOwners: o.keepOwners,
+              ignoreFile: o.ignoreFile === false ? false : o.ignoreFile,
+              xattrs: o.xattrs,
+              onProgress: o.quiet ? undefined : io.packing(d),
+              signal: io.signal,
+            }),
+          )
+        }
+        let img = await appendLayers(start, layers, {
+          timestamp: o.timestamp,
+          history: { created_by: `ocikit append${o.prefix ? ` --prefix ${o.prefix}` : ''}` },
+        })
+        const edit: ConfigEdit = {
+          entrypoint: o.entrypoint,
+          cmd: o.cmd,
+          env: o.env,
+          workingDir: o.workdir,
+          user: o.user,
+          exposedPorts: o.port,
+          labels: o.label,
+        }
+        if (Object.values(edit).some((v) => v !== undefined)) img = await editConfig(img, edit, { timestamp: o.timestamp })
+        const write_ = { registry: registryOptions(program), signal: io.signal, onBlob: io.onBlob, ...(o.quiet ? {} : { onProgress: io.onProgress }) }
+        return { descriptor: await write(dst, img, write_) }
       })
-      const edit: ConfigEdit = {
-        entrypoint: o.entrypoint,
-        cmd: o.cmd,
-        env: o.env,
-        workingDir: o.workdir,
-        user: o.user,
-        exposedPorts: o.port,
-        labels: o.label,
-      }
-      if (Object.values(edit).some((v) => v !== undefined)) img = await editConfig(img, edit, { timestamp: o.timestamp })
-      const d = await write(dst, img, {
-        registry: registryOptions(program),
-        signal: ac.signal,
-        onProgress: display.onProgress,
-        onBlob: (b) => {
-          display.onBlob(b)
-          if (b.existed) skipped++
-          else written++
-        },
-      })
-      display.stop() // before the result, so that it stays the last line on screen
-      if (o.json) printJson(d)
-      else process.stdout.write(`${dst} ${d.digest} (${written} blob(s) written, ${skipped} already there)\n`)
-    } catch (e) {
-      if (ac.signal.aborted) throw new AbortedError(`append to ${dst}`, { cause: e })
-      throw e
     } finally {
-      display.stop()
-      process.off('SIGINT', interrupt)
       await Promise.all(layers.map((l) => l.dispose()))
     }
   })

@@ -1,10 +1,10 @@
 import { type Command, Option } from 'commander'
 import { copy } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
-import { AbortedError, OcikitError } from '../../errors.ts'
+import { OcikitError } from '../../errors.ts'
 import { jsonOption, platformOption, registryOptions } from '../options.ts'
-import { printJson, printNotice } from '../output.ts'
-import { transferDisplay } from '../progress.ts'
+import { printNotice } from '../output.ts'
+import { runTransfer } from '../transfer.ts'
 
 export function register(program: Command): void {
   program
@@ -26,40 +26,18 @@ export function register(program: Command): void {
         o: { platform?: Platform; allPlatforms?: boolean; quiet?: boolean; json?: boolean; format?: 'oci' | 'docker'; compression?: 'gzip' | 'zstd' },
       ) => {
         if (o.platform && o.allPlatforms) throw new OcikitError('INVALID_ARGUMENT', '--platform and --all-platforms exclude each other')
-        let written = 0
-        let skipped = 0
-        const ac = new AbortController()
-        const stop = () => {
-          process.stderr.write('\nocikit: interrupted; stopping (no tag is written for a partial copy)\n')
-          ac.abort()
-        }
-        process.once('SIGINT', stop)
-        const bars = transferDisplay(!o.quiet && !o.json && process.stderr.isTTY === true)
-        try {
-          const d = await copy(src, dst, {
+        await runTransfer(`copy ${src} to ${dst}`, dst, o, async (io) => ({
+          descriptor: await copy(src, dst, {
             platform: o.platform,
             format: o.format,
             compression: o.compression,
             registry: registryOptions(program),
             onNotice: printNotice,
-            signal: ac.signal,
-            onProgress: bars.onProgress,
-            onBlob: (b) => {
-              bars.onBlob(b)
-              if (b.existed) skipped++
-              else written++
-            },
-          })
-          bars.stop()
-          if (o.json) printJson(d)
-          else if (!o.quiet) process.stdout.write(`${dst} ${d.digest} (${written} blob(s) written, ${skipped} already there)\n`)
-        } catch (e) {
-          if (ac.signal.aborted) throw new AbortedError(`copy ${src} to ${dst}`, { cause: e })
-          throw e
-        } finally {
-          bars.stop()
-          process.off('SIGINT', stop)
-        }
+            signal: io.signal,
+            onProgress: io.onProgress,
+            onBlob: io.onBlob,
+          }),
+        }))
       },
     )
 }

@@ -12,7 +12,8 @@ import { flatten } from '../../ops/flatten.ts'
 import { optimize, type RemovedLayer } from '../../ops/optimize.ts'
 import { BASE_DIGEST, BASE_NAME, rebase } from '../../ops/rebase.ts'
 import { argvOption, collect, jsonOption, platformOption, registryOptions } from '../options.ts'
-import { printable, printJson } from '../output.ts'
+import { printable } from '../output.ts'
+import { runTransfer } from '../transfer.ts'
 
 interface Common {
   to: string
@@ -26,12 +27,11 @@ const timestampOption = () =>
   new Option('--timestamp <time>', 'time of the change: seconds since the epoch or ISO 8601 (default: $SOURCE_DATE_EPOCH, else 1970-01-01)')
 const onlyPlatform = () => platformOption('change only the image for this platform of an index (default: every image)')
 
-async function finish(program: Command, o: Common, name: string, x: ImageOrIndex, extra: string[] = []): Promise<void> {
-  let written = 0
-  let skipped = 0
-  const d = await write(o.to, x, { registry: registryOptions(program), onBlob: (b) => (b.existed ? skipped++ : written++) })
-  if (o.json) printJson({ ...d, from: name, written, skipped })
-  else process.stdout.write(`${[...extra.map(printable), `${o.to} ${d.digest} (${written} blob(s) written, ${skipped} already there)`].join('\n')}\n`)
+async function finish(program: Command, o: Common, x: ImageOrIndex, extra: string[] = []): Promise<void> {
+  await runTransfer(`writing ${o.to}`, o.to, o, async (io) => ({
+    descriptor: await write(o.to, x, { registry: registryOptions(program), signal: io.signal, onBlob: io.onBlob, onProgress: io.onProgress }),
+    extra: extra.map(printable),
+  }))
 }
 
 export function register(program: Command): void {
@@ -82,7 +82,7 @@ export function register(program: Command): void {
         if (Object.values(edit).every((v) => v === undefined || v === o.timestamp))
           throw new OcikitError('INVALID_ARGUMENT', 'nothing to change: give --env, --cmd, --label, --annotation...')
         const x = await read(name, { registry: registryOptions(program) })
-        await finish(program, o, name, await forEachImage(x, (img) => mutateImage(img, edit), { platform: o.platform, where: name }))
+        await finish(program, o, await forEachImage(x, (img) => mutateImage(img, edit), { platform: o.platform, where: name }))
       },
     )
 
@@ -110,7 +110,7 @@ export function register(program: Command): void {
         },
         { platform: o.platform, where: name },
       )
-      await finish(program, o, name, out)
+      await finish(program, o, out)
     })
 
   program
@@ -127,7 +127,6 @@ export function register(program: Command): void {
       await finish(
         program,
         o,
-        name,
         await forEachImage(x, (img) => flatten(img, { compression: o.compression, timestamp: o.timestamp }), { platform: o.platform, where: name }),
       )
     })
@@ -155,7 +154,7 @@ export function register(program: Command): void {
       )
       const lines =
         removed.length === 0 ? ['nothing to remove'] : removed.map((r) => `removed layer ${r.layer.index} (${r.layer.digest}) of ${r.image}: ${r.layer.reason}`)
-      await finish(program, o, name, out, o.json ? [] : lines)
+      await finish(program, o, out, o.json ? [] : lines)
     })
 }
 
