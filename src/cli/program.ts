@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { storeHelp } from '../stores/open.ts'
 import { register as registerAppend } from './commands/append.ts'
+import { register as registerBuild } from './commands/build.ts'
 import { register as registerCheck } from './commands/check.ts'
 import { register as registerCopy } from './commands/copy.ts'
 import { register as registerDocuments } from './commands/documents.ts'
@@ -38,6 +39,7 @@ Examples:
 
 /** Every command, by the names it registers; the first group's order is the order of `--help`. */
 const COMMANDS: readonly [names: readonly string[], register: (program: Command) => void][] = [
+  [['build', 'cache'], registerBuild],
   [['inspect'], registerInspect],
   [['manifest', 'config', 'digest'], registerDocuments],
   [['ls', 'tags', 'tag', 'untag'], registerTags],

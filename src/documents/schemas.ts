@@ -84,6 +84,16 @@ export const containerConfigSchema = v.looseObject({
   WorkingDir: v.optional(v.string()),
   Labels: v.nullish(v.record(v.string(), v.string())),
   StopSignal: v.optional(v.string()),
+  /** Docker's extension: how the engine checks the container is healthy (durations in nanoseconds). */
+  Healthcheck: v.optional(
+    v.looseObject({
+      Test: v.optional(strings),
+      Interval: v.optional(v.number()),
+      Timeout: v.optional(v.number()),
+      StartPeriod: v.optional(v.number()),
+      Retries: v.optional(v.number()),
+    }),
+  ),
   ArgsEscaped: v.optional(v.boolean()),
 })
 

@@ -16,8 +16,8 @@ class DerivedIndex implements ImageIndex {
   readonly #raw: Uint8Array
   readonly #index: Index
   readonly #children: Map<string, ImageOrIndex>
-  readonly #base: ImageIndex
-  constructor(index: Index, children: Map<string, ImageOrIndex>, base: ImageIndex) {
+  readonly #base: ImageIndex | undefined
+  constructor(index: Index, children: Map<string, ImageOrIndex>, base: ImageIndex | undefined) {
     this.#index = index
     this.#raw = canonicalJson(index)
     this.#children = children
@@ -35,20 +35,24 @@ class DerivedIndex implements ImageIndex {
   async digest(): Promise<Digest> {
     return digestOf(this.#raw)
   }
+  #baseOf(d: Digest): ImageIndex {
+    if (!this.#base) throw new NotFoundError('MANIFEST_UNKNOWN', `index ${digestOf(this.#raw)} has no view of ${d}`)
+    return this.#base
+  }
   #listed(d: Digest): void {
     if (!this.#index.manifests.some((m) => m.digest === d)) throw new NotFoundError('MANIFEST_UNKNOWN', `index ${digestOf(this.#raw)} has no entry ${d}`)
   }
   async image(d: Digest): Promise<Image> {
     this.#listed(d)
     const x = this.#children.get(d)
-    if (!x) return this.#base.image(d)
+    if (!x) return this.#baseOf(d).image(d)
     if (x.kind !== 'image') throw new OcikitError('INVALID_MANIFEST', `${d} is an index, not an image`)
     return x
   }
   async index(d: Digest): Promise<ImageIndex> {
     this.#listed(d)
     const x = this.#children.get(d)
-    if (!x) return this.#base.index(d)
+    if (!x) return this.#baseOf(d).index(d)
     if (x.kind !== 'index') throw new OcikitError('INVALID_MANIFEST', `${d} is an image, not an index`)
     return x
   }
@@ -101,4 +105,31 @@ export async function mapIndex(
   if (!changed) return idx
   const annotations = o.annotations ? { ...m.annotations, ...o.annotations } : m.annotations
   return new DerivedIndex({ ...m, mediaType: o.mediaType ?? m.mediaType, manifests, ...(annotations ? { annotations } : {}) }, children, idx)
+}
+
+/** One child of an assembled index. */
+export interface IndexChild {
+  image: Image
+  platform?: Descriptor['platform']
+  annotations?: Record<string, string> | undefined
+}
+
+/** A new index over `children` (in that order), of `mediaType` (default OCI), with `annotations`. */
+export async function assembleIndex(children: readonly IndexChild[], o: MapIndexOptions = {}): Promise<ImageIndex> {
+  const views = new Map<string, ImageOrIndex>()
+  const manifests: Descriptor[] = []
+  for (const c of children) {
+    const digest = await c.image.digest()
+    views.set(digest, c.image)
+    manifests.push({
+      mediaType: await c.image.mediaType(),
+      digest,
+      size: (await c.image.rawManifest()).length,
+      ...(c.platform ? { platform: c.platform } : {}),
+      ...(c.annotations && Object.keys(c.annotations).length > 0 ? { annotations: c.annotations } : {}),
+    })
+  }
+  const mediaType = o.mediaType ?? MediaType.ociIndex
+  const annotations = o.annotations && Object.keys(o.annotations).length > 0 ? { annotations: o.annotations } : {}
+  return new DerivedIndex({ schemaVersion: 2, mediaType, manifests, ...annotations }, views, undefined)
 }

@@ -185,6 +185,47 @@ export interface ConfigEdit {
   exposedPorts?: string[] | undefined
   /** Labels to set: a map, or `KEY=VALUE` entries (a KEY with no `=` is INVALID_ARGUMENT). */
   labels?: Record<string, string> | readonly string[] | undefined
+  /** Absolute paths to mark as volumes. */
+  volumes?: readonly string[] | undefined
+  /** The signal that stops the container: `SIGTERM`, `TERM` or a number. */
+  stopSignal?: string | undefined
+  /** Docker's health check: the test (`['NONE']` turns off the base's), durations in seconds. */
+  healthcheck?: HealthcheckEdit | undefined
+}
+
+/** A health check as a config edit says it. */
+export interface HealthcheckEdit {
+  /** `['CMD', prog, ...args]`, `['CMD-SHELL', 'command']` or `['NONE']`. */
+  test: string[]
+  intervalSeconds?: number | undefined
+  timeoutSeconds?: number | undefined
+  startPeriodSeconds?: number | undefined
+  retries?: number | undefined
+}
+
+const SIGNAL = /^(SIG)?[A-Z][A-Z0-9+-]*$|^\d{1,2}$/
+
+function checkedHealthcheck(h: HealthcheckEdit): NonNullable<ContainerConfig['Healthcheck']> {
+  const [kind, ...rest] = h.test
+  const ok = (kind === 'NONE' && rest.length === 0) || (kind === 'CMD' && rest.length > 0) || (kind === 'CMD-SHELL' && rest.length === 1)
+  if (!ok)
+    throw new OcikitError('INVALID_ARGUMENT', `health check test ${JSON.stringify(h.test)} is not ["CMD", prog, ...], ["CMD-SHELL", command] or ["NONE"]`)
+  const ns = (what: string, s: number | undefined) => {
+    if (s === undefined) return undefined
+    if (!Number.isFinite(s) || s < 0.001) throw new OcikitError('INVALID_ARGUMENT', `health check ${what} must be a positive duration, got ${s}`)
+    return Math.round(s * 1e9)
+  }
+  if (h.retries !== undefined && (!Number.isInteger(h.retries) || h.retries < 0))
+    throw new OcikitError('INVALID_ARGUMENT', `health check retries must be a whole number, got ${h.retries}`)
+  const out: NonNullable<ContainerConfig['Healthcheck']> = { Test: h.test }
+  const interval = ns('interval', h.intervalSeconds)
+  const timeout = ns('timeout', h.timeoutSeconds)
+  const start = ns('start period', h.startPeriodSeconds)
+  if (interval !== undefined) out.Interval = interval
+  if (timeout !== undefined) out.Timeout = timeout
+  if (start !== undefined) out.StartPeriod = start
+  if (h.retries !== undefined) out.Retries = h.retries
+  return out
 }
 
 /** `KEY=VALUE` entries as a map; INVALID_ARGUMENT naming `what` and the entry for one without a key or `=`. */
@@ -201,7 +242,17 @@ export function parseKeyValues(entries: readonly string[], what: string): Record
 /** The image with its runtime config edited (and an empty-layer history entry recording it). */
 export async function editConfig(base: Image, edit: ConfigEdit, o: AppendOptions = {}): Promise<Image> {
   const config = await base.config()
-  const c: ContainerConfig = { ...(config.config ?? {}) }
+  config.config = applyConfigEdit(config.config ?? {}, edit)
+  const created = createdOf(o)
+  config.created = created
+  config.history = [...(config.history ?? []), { created, created_by: 'ocikit config', empty_layer: true, ...o.history }]
+  const manifest = await base.manifest()
+  return new AssembledImage(await base.mediaType(), config, await base.layers(), manifest.annotations)
+}
+
+/** A runtime config with `edit` applied (a new object; `old` is not changed). INVALID_ARGUMENT names a bad value. */
+export function applyConfigEdit(old: ContainerConfig, edit: ConfigEdit): ContainerConfig {
+  const c: ContainerConfig = structuredClone(old)
   if (edit.entrypoint !== undefined) c.Entrypoint = edit.entrypoint
   if (edit.cmd !== undefined) c.Cmd = edit.cmd
   if (edit.workingDir !== undefined) c.WorkingDir = edit.workingDir
@@ -220,16 +271,26 @@ export async function editConfig(base: Image, edit: ConfigEdit, o: AppendOptions
   if (edit.exposedPorts) {
     const ports = { ...(c.ExposedPorts ?? {}) }
     for (const p of edit.exposedPorts) {
-      if (!/^\d{1,5}(\/(tcp|udp|sctp))?$/.test(p)) throw new OcikitError('INVALID_ARGUMENT', `port '${p}' is not PORT[/tcp|udp|sctp]`)
+      const n = Number(/^\d{1,5}/.exec(p)?.[0])
+      if (!/^\d{1,5}(\/(tcp|udp|sctp))?$/.test(p) || n < 1 || n > 65535)
+        throw new OcikitError('INVALID_ARGUMENT', `port '${p}' is not PORT[/tcp|udp|sctp] with PORT from 1 to 65535`)
       ports[p.includes('/') ? p : `${p}/tcp`] = {}
     }
     c.ExposedPorts = ports
   }
+  if (edit.volumes) {
+    const volumes = { ...(c.Volumes ?? {}) }
+    for (const vol of edit.volumes) {
+      if (!vol.startsWith('/') || vol.includes('\0')) throw new OcikitError('INVALID_ARGUMENT', `volume '${vol}' is not an absolute path`)
+      volumes[vol] = {}
+    }
+    c.Volumes = volumes
+  }
+  if (edit.stopSignal !== undefined) {
+    if (!SIGNAL.test(edit.stopSignal)) throw new OcikitError('INVALID_ARGUMENT', `stop signal '${edit.stopSignal}' is not a signal name (SIGTERM) or number`)
+    c.StopSignal = edit.stopSignal
+  }
+  if (edit.healthcheck) c.Healthcheck = checkedHealthcheck(edit.healthcheck)
   if (edit.labels) c.Labels = { ...(c.Labels ?? {}), ...(isStringList(edit.labels) ? parseKeyValues(edit.labels, 'label') : edit.labels) }
-  config.config = c
-  const created = createdOf(o)
-  config.created = created
-  config.history = [...(config.history ?? []), { created, created_by: 'ocikit config', empty_layer: true, ...o.history }]
-  const manifest = await base.manifest()
-  return new AssembledImage(await base.mediaType(), config, await base.layers(), manifest.annotations)
+  return c
 }

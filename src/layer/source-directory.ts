@@ -37,7 +37,17 @@ export interface DirectorySourceOptions {
   onNotice?: ((message: string) => void) | undefined
   /** Keep extended attributes (needs the optional fs-xattr module; default false). */
   xattrs?: boolean | undefined
+  /**
+   * Which parts of the tree the layer holds, asked of each path (relative to the directory, '/'
+   * between names) before the ignore rules: 'all' takes it and everything under it, 'none'
+   * leaves it and everything under it out, 'some' (directories) asks again of each child and
+   * takes the directory only when one of them is taken. Default: all.
+   */
+  select?: ((relPath: string, isDirectory: boolean) => Selection) | undefined
 }
+
+/** What a layer takes of one path of a tree: see {@link DirectorySourceOptions.select}. */
+export type Selection = 'all' | 'none' | 'some'
 
 async function loadIgnore(dir: string, o: DirectorySourceOptions): Promise<{ ignores: (p: string) => boolean; negations: boolean } | undefined> {
   const patterns: string[] = []
@@ -171,16 +181,29 @@ export function* walkTree(
   prefix: string,
   ctx: WalkContext,
   ig?: { ignores: (p: string) => boolean; negations: boolean },
+  select?: (relPath: string, isDirectory: boolean) => Selection,
 ): Generator<LayerEntry> {
   for (const name of sortedNames(path.join(root, rel))) {
     const relPath = rel ? `${rel}/${name}` : name
     const full = path.join(root, relPath)
     const s = lstatSync(full)
+    const taken = select?.(relPath, s.isDirectory()) ?? 'all'
+    if (taken === 'none') continue
     const ignored = ig?.ignores(relPath) ?? false
     if (ignored && !(s.isDirectory() && ig?.negations)) continue
     const e = ignored ? undefined : entryFor(full, prefix ? `${prefix}/${relPath}` : relPath, s, ctx)
+    if (taken === 'some' && s.isDirectory()) {
+      // The directory goes in just before its first child that does.
+      let first = true
+      for (const child of walkTree(root, relPath, prefix, ctx, ig, select)) {
+        if (first && e) yield e
+        first = false
+        yield child
+      }
+      continue
+    }
     if (e) yield e
-    if (s.isDirectory()) yield* walkTree(root, relPath, prefix, ctx, ig)
+    if (s.isDirectory()) yield* walkTree(root, relPath, prefix, ctx, ig, taken === 'all' ? undefined : select)
   }
 }
 
@@ -200,5 +223,5 @@ export async function* directoryEntries(dir: string, o: DirectorySourceOptions =
   const prefix = cleanPrefix(o.prefix)
   const ig = await loadIgnore(root, o)
   yield* prefixEntries(prefix, ctx.uid, ctx.gid)
-  yield* walkTree(root, '', prefix, ctx, ig)
+  yield* walkTree(root, '', prefix, ctx, ig, o.select)
 }
