@@ -130,6 +130,8 @@ export interface BuildResult {
   layers: BuiltLayer[]
   /** Layers reused from the cache and layers encoded. */
   cache: { reused: number; built: number }
+  /** Blobs sent to the destinations, and blobs they had already (or mounted), summed over every `to`. */
+  blobs: { written: number; existed: number; mounted: number }
 }
 
 const SOURCE_DATE_EPOCH = () => process.env.SOURCE_DATE_EPOCH !== undefined && process.env.SOURCE_DATE_EPOCH !== ''
@@ -385,9 +387,16 @@ export async function build(spec: BuildSpec, o: BuildOptions = {}): Promise<Buil
   const cache = o.cache === false ? undefined : (o.cache ?? new LayerCache())
   const plan = await buildImage(spec, { ...o, cache: cache ?? false })
   const written: BuildResult['written'] = []
+  const blobs = { written: 0, existed: 0, mounted: 0 }
+  const onBlob = (b: BlobEvent) => {
+    if (b.mounted) blobs.mounted++
+    if (b.existed) blobs.existed++
+    else blobs.written++
+    o.onBlob?.(b)
+  }
   for (const to of spec.to) {
     const sink = await storeFor(parseName(to), { registry: o.registry }).sink()
-    written.push({ to, descriptor: await writeTo(sink, plan.image, { signal: o.signal, onProgress: o.onProgress, onBlob: o.onBlob }) })
+    written.push({ to, descriptor: await writeTo(sink, plan.image, { signal: o.signal, onProgress: o.onProgress, onBlob }) })
   }
   const layers = await plan.report()
   if (cache) await cache.prune().catch((e) => o.onNotice?.(`could not prune the layer cache ${cache.dir}: ${(e as Error).message}`))
@@ -399,5 +408,6 @@ export async function build(spec: BuildSpec, o: BuildOptions = {}): Promise<Buil
     command: [...plan.command],
     layers,
     cache: { reused: layers.filter((l) => l.origin === 'cache').length, built: layers.filter((l) => l.origin === 'built').length },
+    blobs,
   }
 }

@@ -189,18 +189,22 @@ export class LayerCache {
   }
   /**
    * Removes the least recently used layers until the blobs they keep total at most `maxBytes`
-   * (0: everything), then every blob and metadata record no layer needs, and stale temp files.
+   * (0: everything), then the blobs of the layers removed, blobs no record has named for ten
+   * minutes (a build writing its record now keeps its blob), metadata records no layer needs,
+   * and temp files over an hour old.
    * Returns what was removed.
    */
   async prune(maxBytes: number = DEFAULT_CACHE_MAX_BYTES): Promise<{ layers: number; bytes: number }> {
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) throw new OcikitError('INVALID_ARGUMENT', `a cache bound is a whole number of bytes, got ${maxBytes}`)
     const all = await this.list()
     const kept = new Set<string>()
+    const removedDigests = new Set<string>()
     let total = 0
     let removed = 0
     for (const r of all) {
       if (!kept.has(r.digest) && total + r.size > maxBytes) {
         await fs.rm(path.join(this.dir, 'layers', `${r.key}.json`), { force: true })
+        removedDigests.add(r.digest)
         removed++
         continue
       }
@@ -214,8 +218,11 @@ export class LayerCache {
       const p = path.join(blobs, n)
       const st = await fs.lstat(p).catch(() => undefined)
       if (!st?.isFile()) continue
-      const stale = n.startsWith('.tmp-') && Date.now() - st.mtimeMs > hour
-      if ((HEX.test(n) && !kept.has(`sha256:${n}`)) || stale) {
+      const age = Date.now() - st.mtimeMs
+      const stale = n.startsWith('.tmp-') && age > hour
+      // A blob no record names yet may belong to a build that is writing its record now: spared for ten minutes, unless all goes.
+      const orphan = HEX.test(n) && !kept.has(`sha256:${n}`) && (maxBytes === 0 || age > 10 * 60_000 || removedDigests.has(`sha256:${n}`))
+      if (orphan || stale) {
         await fs.rm(p, { force: true })
         bytes += st.size
       }

@@ -261,7 +261,7 @@ export function applyConfigEdit(old: ContainerConfig, edit: ConfigEdit): Contain
     const env = [...(c.Env ?? [])]
     for (const kv of edit.env) {
       const eq = kv.indexOf('=')
-      if (eq <= 0) throw new OcikitError('INVALID_ARGUMENT', `env entry '${kv}' is not KEY=VALUE`)
+      if (eq <= 0) throw new OcikitError('INVALID_ARGUMENT', `env '${kv}' is not KEY=VALUE`)
       const i = env.findIndex((e) => e.startsWith(`${kv.slice(0, eq)}=`))
       if (i >= 0) env[i] = kv
       else env.push(kv)

@@ -230,6 +230,7 @@ Examples:
               `layer ${printable(l.label)}: ${l.digest} ${humanSize(l.size)} (${l.origin === 'cache' ? 'reused from the cache' : l.origin === 'file' ? 'from a file' : 'built'})`,
           ),
           ...r.written.map((w) => `${printable(w.to)} ${w.descriptor.digest}`),
+          `${r.blobs.written} blob(s) written, ${r.blobs.existed} already there${r.blobs.mounted ? ` (${r.blobs.mounted} mounted)` : ''}; ${r.cache.reused} layer(s) reused from the cache`,
         ]
         process.stdout.write(`${lines.join('\n')}\n`)
       } finally {
