@@ -23,6 +23,18 @@ export {
   type WriteOptions,
   write,
 } from './api.ts'
+export {
+  type BuildOptions,
+  type BuildPlan,
+  type BuildResult,
+  type BuildSpec,
+  type BuiltLayer,
+  build,
+  buildImage,
+} from './build/build.ts'
+export { type BuildFile, readBuildFile } from './build/build-file.ts'
+export { type CachedLayerRecord, DEFAULT_CACHE_MAX_BYTES, defaultCacheDir, LayerCache } from './build/cache.ts'
+export { type NodeProject, type PackageManager, readNodeProject } from './build/node-project.ts'
 export { GC_STEP, setGarbageCollector } from './collector.ts'
 export { compressionOf, compressor, decompressor } from './compress.ts'
 export { type ConvertOptions, convert, convertImage, convertIndex } from './convert.ts'

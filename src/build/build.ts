@@ -252,7 +252,8 @@ export async function buildImage(spec: BuildSpec, o: BuildOptions = {}): Promise
           label: 'dependencies',
         }),
       )
-    } else o.onNotice?.(`${spec.context} has no node_modules: the image holds no dependencies (install them first: npm ci)`)
+    } else if (Object.keys(p.packageJson.dependencies ?? {}).length > 0)
+      o.onNotice?.(`${spec.context} has no node_modules: the image holds no dependencies (install them first: npm ci)`)
     if (p.localDirs.length > 0) {
       layers.push(
         new BuildLayer(() => directoryEntries(context, { prefix: dest, ...owner, ignoreFile: false, select: p.localPackages }), {

@@ -69,6 +69,8 @@ export const DEFAULT_STALL_TIMEOUT_MS = 30_000
 
 /** Fewer bytes than this in a stall window is a stall. */
 const STALL_MIN_BYTES = 1024
+/** How many times a stall window samples the transfer's state. */
+const STALL_SAMPLES = 5
 
 /** Bodies shorter than this are read to the end on cancel, so their connection can be reused. */
 const DRAIN_LIMIT = 64 * 1024
@@ -274,12 +276,25 @@ function watchdog(req: ClientRequest, stallMs: number, deadlineMs: number | unde
   }
   // Once there is an answer, its body carries the error to whoever reads it.
   const fail = (e: Error) => (msg ?? req).destroy(e)
-  let last = 0
+  // A stall is a whole window spent waiting on the network with less than STALL_MIN_BYTES moved.
+  // The state is sampled several times a window: any sample where our side is the slow one (a
+  // reader not reading, a body not producing), or a tick that comes late (our own event loop was
+  // busy), starts the window again, so a reader that resumes just before a tick is not blamed.
+  const tickMs = Math.max(1, Math.floor(stallMs / STALL_SAMPLES))
+  let windowStart = Date.now()
+  let windowBytes = 0
+  let lastTick = windowStart
+  const restart = (now: number) => {
+    windowStart = now
+    windowBytes = moved()
+  }
   const stall = setInterval(() => {
-    const now = moved()
-    if (now - last < STALL_MIN_BYTES && waiting()) fail(new Error(`stalled: less than 1 KiB moved in ${stallMs / 1000} s`))
-    last = now
-  }, stallMs)
+    const now = Date.now()
+    const late = now - lastTick > 2 * tickMs
+    lastTick = now
+    if (late || !waiting() || moved() - windowBytes >= STALL_MIN_BYTES) restart(now)
+    else if (now - windowStart >= stallMs) fail(new Error(`stalled: less than 1 KiB moved in ${stallMs / 1000} s`))
+  }, tickMs)
   stall.unref()
   const deadline = deadlineMs === undefined ? undefined : setTimeout(() => fail(new Error(`no complete answer within ${deadlineMs / 1000} s`)), deadlineMs)
   deadline?.unref()
@@ -291,7 +306,7 @@ function watchdog(req: ClientRequest, stallMs: number, deadlineMs: number | unde
     stop,
     answer(m: http.IncomingMessage) {
       msg = m
-      last = moved()
+      restart(Date.now())
       m.once('end', stop)
       m.once('close', stop)
     },

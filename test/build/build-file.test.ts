@@ -39,7 +39,13 @@ omitDev: true
   assert.equal(s.files?.['/etc/motd'], 'hello')
   assert.deepEqual(s.config?.env, ['NODE_OPTIONS=--max-old-space-size=512'])
   assert.deepEqual(s.config?.exposedPorts, ['8080', '53/udp'])
-  assert.deepEqual(s.config?.healthcheck, { test: ['CMD-SHELL', 'curl -f http://localhost/'], intervalSeconds: 30, timeoutSeconds: undefined, startPeriodSeconds: undefined, retries: undefined })
+  assert.deepEqual(s.config?.healthcheck, {
+    test: ['CMD-SHELL', 'curl -f http://localhost/'],
+    intervalSeconds: 30,
+    timeoutSeconds: undefined,
+    startPeriodSeconds: undefined,
+    retries: undefined,
+  })
   assert.deepEqual(s.annotations, { 'com.example.ticket': '42' })
   assert.deepEqual(s.chown, { uid: 1000, gid: 1000 })
   assert.equal(s.omitDev, true)
@@ -55,12 +61,24 @@ test('a misspelt key, a wrong kind of value or bad YAML is INVALID_ARGUMENT nami
   const dir = await tempDir(t)
   const f = path.join(dir, 'ocikit.yaml')
   await fs.writeFile(f, 'contxt: .\n')
-  assert.throws(() => readBuildFile(f), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /contxt/.test(e.message))
+  assert.throws(
+    () => readBuildFile(f),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /contxt/.test(e.message),
+  )
   await fs.writeFile(f, 'expose: {a: 1}\n')
-  assert.throws(() => readBuildFile(f), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /expose/.test(e.message))
+  assert.throws(
+    () => readBuildFile(f),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /expose/.test(e.message),
+  )
   await fs.writeFile(f, 'to: [a\n')
-  assert.throws(() => readBuildFile(f), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /not valid YAML/.test(e.message))
-  assert.throws(() => readBuildFile(path.join(dir, 'missing.yaml')), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /cannot read/.test(e.message))
+  assert.throws(
+    () => readBuildFile(f),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /not valid YAML/.test(e.message),
+  )
+  assert.throws(
+    () => readBuildFile(path.join(dir, 'missing.yaml')),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /cannot read/.test(e.message),
+  )
 })
 
 test('--files maps: octal modes, local files relative to the map; --add and --diff forms', async (t) => {
@@ -69,9 +87,18 @@ test('--files maps: octal modes, local files relative to the map; --add and --di
   await fs.writeFile(path.join(dir, 'map.json'), JSON.stringify({ '/bin/x': { file: 'x', mode: '755' }, '/etc/l': { symlink: '/bin/x' } }))
   assert.deepEqual(readFileMap(path.join(dir, 'map.json')), { '/bin/x': { file: path.join(dir, 'x'), mode: 0o755 }, '/etc/l': { symlink: '/bin/x' } })
   await fs.writeFile(path.join(dir, 'bad.json'), JSON.stringify({ '/bin/x': { file: 'x', mode: '999' } }))
-  assert.throws(() => readFileMap(path.join(dir, 'bad.json')), (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /bin\/x/.test(e.message))
+  assert.throws(
+    () => readFileMap(path.join(dir, 'bad.json')),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT') && /bin\/x/.test(e.message),
+  )
   assert.deepEqual(splitAdd('./conf:/etc/app'), { src: './conf', dest: '/etc/app' })
-  assert.throws(() => splitAdd('./conf'), (e) => isOcikitError(e, 'INVALID_ARGUMENT'))
+  assert.throws(
+    () => splitAdd('./conf'),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT'),
+  )
   assert.deepEqual(splitDiff('a:b:/opt'), { old: 'a', new: 'b', dest: '/opt' })
-  assert.throws(() => splitDiff('a'), (e) => isOcikitError(e, 'INVALID_ARGUMENT'))
+  assert.throws(
+    () => splitDiff('a'),
+    (e) => isOcikitError(e, 'INVALID_ARGUMENT'),
+  )
 })

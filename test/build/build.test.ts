@@ -89,6 +89,19 @@ describe('build', () => {
     const r = await buildImage({ context: dir, config: { cmd: ['node', '--enable-source-maps', 'server.js'] } }, { cache: false })
     assert.deepEqual(r.command, ['node', '--enable-source-maps', 'server.js'])
   })
+  test('no node_modules: one application layer; a notice only when package.json names dependencies', async (t) => {
+    const dir = await tempDir(t)
+    await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'bare', main: 'index.js' }))
+    await fs.writeFile(path.join(dir, 'index.js'), 'console.log(1)\n')
+    const notices: string[] = []
+    const p = await buildImage({ context: dir }, { cache: false, onNotice: (m) => notices.push(m) })
+    assert.deepEqual(await Promise.all(p.layers.map(async (l) => (await paths(l)).join(','))), ['app,app/index.js,app/package.json'])
+    assert.equal(notices.length, 0, notices.join('; '))
+    await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'bare', main: 'index.js', dependencies: { 'left-pad': '1.3.0' } }))
+    await buildImage({ context: dir }, { cache: false, onNotice: (m) => notices.push(m) })
+    assert.equal(notices.length, 1)
+    assert.match(notices[0] as string, /has no node_modules: .*npm ci/)
+  })
 
   test('--omit-dev leaves out exactly the packages the lockfile marks dev, and the .bin links into them', async (t) => {
     const dir = await tempDir(t)

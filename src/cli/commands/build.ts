@@ -1,5 +1,5 @@
 import { writeFileSync } from 'node:fs'
-import { type Command, Option } from 'commander'
+import { type Command, InvalidArgumentError, Option } from 'commander'
 import { type BuildSpec, build } from '../../build/build.ts'
 import { keyValues, parseOwner, readBuildFile, readFileMap, splitAdd, splitDiff } from '../../build/build-file.ts'
 import { LayerCache } from '../../build/cache.ts'
@@ -263,7 +263,7 @@ Examples:
     .addOption(
       new Option('--max-size <bytes>', 'keep at most this much, e.g. 2G or 500M').argParser((v) => {
         const m = /^(\d+(?:\.\d+)?)([KMGT]i?B?)?$/i.exec(v)
-        if (!m) throw new OcikitError('INVALID_ARGUMENT', `--max-size takes a size such as 2G or 500M, got '${v}'`)
+        if (!m) throw new InvalidArgumentError(`takes a size such as 2G or 500M, got '${v}'`)
         const unit = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[(m[2]?.[0] ?? '').toUpperCase() as 'K'] ?? 1
         return Math.floor(Number(m[1]) * unit)
       }),
