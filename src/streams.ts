@@ -1,5 +1,5 @@
 /** Stream helpers shared by layers, stores and the write engine: chaining with errors carried, progress taps. */
-import { pipeline, type Readable, Transform } from 'node:stream'
+import { pipeline, type Readable, Transform, type Writable } from 'node:stream'
 
 /** Progress of a long operation: what is worked on, how far, of how much. */
 export interface Progress {
@@ -36,4 +36,42 @@ export function progressTap(id: string, total: number | undefined, onProgress: (
       },
     }),
   ]
+}
+
+/**
+ * A pass-through that also hands every chunk to `side` (a second destination of the same
+ * bytes, such as an upload that runs while a layer is compressed). It waits for `side` to take
+ * each chunk (back-pressure), ends it when the stream ends and destroys it when the stream
+ * fails. Best effort: once `side` fails or is destroyed, it is left out and the main stream
+ * goes on unharmed.
+ */
+export class TeeStream extends Transform {
+  readonly #side: Writable
+  constructor(side: Writable) {
+    super()
+    this.#side = side
+    side.on('error', () => {}) // its consumer reports its own failure; here it only drops out
+  }
+  #sideOpen(): boolean {
+    return !this.#side.destroyed && !this.#side.writableEnded
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null, data?: Buffer) => void): void {
+    if (!this.#sideOpen() || this.#side.write(chunk)) {
+      cb(null, chunk)
+      return
+    }
+    const go = () => {
+      this.#side.off('drain', go).off('close', go)
+      cb(null, chunk)
+    }
+    this.#side.on('drain', go).on('close', go)
+  }
+  override _flush(cb: (e?: Error | null) => void): void {
+    if (this.#sideOpen()) this.#side.end()
+    cb()
+  }
+  override _destroy(e: Error | null, cb: (e?: Error | null) => void): void {
+    if (this.#sideOpen()) this.#side.destroy(e ?? new Error('the stream it copied stopped'))
+    cb(e)
+  }
 }

@@ -7,6 +7,7 @@
  */
 import { existsSync, statSync } from 'node:fs'
 import path from 'node:path'
+import type { Readable } from 'node:stream'
 import { writeTo } from '../copy.ts'
 import type { Digest } from '../digest.ts'
 import { isIndexType, MediaType } from '../documents/media-types.ts'
@@ -25,9 +26,10 @@ import { type FileSpec, fileMapEntries } from '../layer/source-files.ts'
 import { parseName } from '../name/parse.ts'
 import { storeFor } from '../stores/open.ts'
 import type { RegistryOptions } from '../stores/registry/transport.ts'
-import type { BlobEvent } from '../stores/types.ts'
+import type { BlobEvent, ImageSink } from '../stores/types.ts'
 import { LayerCache } from './cache.ts'
 import { BuildLayer, type CacheHit, type LayerOrigin } from './cached-layer.ts'
+import { EarlyUploadSink } from './early-upload.ts'
 import { gitInfo, OCI, sourceLabels } from './metadata.ts'
 import { type NodeProject, nativePackages, readNodeProject } from './node-project.ts'
 
@@ -90,6 +92,11 @@ export interface BuildOptions {
   onBlob?: ((b: BlobEvent) => void) | undefined
   /** Blocks compressed at once (default: cores + 1). */
   concurrency?: number | undefined
+  /**
+   * Called for each layer encoded now (not reused) with a copy of its blob's bytes as they are
+   * made ({@link BuildLayerOptions.onEncoding}); {@link build} uses it to upload while compressing.
+   */
+  onLayerEncoding?: ((bytes: Readable) => void) | undefined
 }
 
 /** One added layer, as the build had it. */
@@ -223,7 +230,15 @@ export async function buildImage(spec: BuildSpec, o: BuildOptions = {}): Promise
   const createdTime = spec.timestamp !== undefined || SOURCE_DATE_EPOCH() ? entryTime : (git?.commitTime ?? entryTime)
   const created = isoTime(createdTime)
   const cache = o.cache === false ? undefined : (o.cache ?? new LayerCache())
-  const encode = { compression: spec.compression, level: spec.level, timestamp: entryTime, concurrency: o.concurrency, signal: o.signal, cache }
+  const encode = {
+    compression: spec.compression,
+    level: spec.level,
+    timestamp: entryTime,
+    concurrency: o.concurrency,
+    signal: o.signal,
+    cache,
+    onEncoding: o.onLayerEncoding,
+  }
 
   // The layers, bottom to top, and a label for each.
   const layers: (BuildLayer | { label: string; layer: Layer })[] = []
@@ -386,7 +401,18 @@ export async function buildImage(spec: BuildSpec, o: BuildOptions = {}): Promise
 export async function build(spec: BuildSpec, o: BuildOptions = {}): Promise<BuildResult> {
   if (!spec.to || spec.to.length === 0) throw bad('say where the image goes: --to NAME (e.g. oci:./out:dev or registry.example.com/team/app:1.0)')
   const cache = o.cache === false ? undefined : (o.cache ?? new LayerCache())
-  const plan = await buildImage(spec, { ...o, cache: cache ?? false })
+  const sinks: ImageSink[] = []
+  for (const to of spec.to) sinks.push(await storeFor(parseName(to), { registry: o.registry }).sink())
+  // The first destination that takes streams (a registry) gets each new layer while it is compressed.
+  const early = sinks.findIndex((s) => s.putStream)
+  if (early >= 0) {
+    sinks[early] = EarlyUploadSink.over(sinks[early] as ImageSink, {
+      signal: o.signal,
+      onFailure: (e) => o.onNotice?.(`${sinks[early]?.name}: uploading a layer while it was compressed failed (${e.message}); it is sent again`),
+    }) as EarlyUploadSink
+  }
+  const taker = early >= 0 ? (sinks[early] as EarlyUploadSink) : undefined
+  const plan = await buildImage(spec, { ...o, cache: cache ?? false, onLayerEncoding: taker && ((bytes) => taker.take(bytes)) })
   const written: BuildResult['written'] = []
   const blobs = { written: 0, existed: 0, mounted: 0 }
   const onBlob = (b: BlobEvent) => {
@@ -395,9 +421,8 @@ export async function build(spec: BuildSpec, o: BuildOptions = {}): Promise<Buil
     else blobs.written++
     o.onBlob?.(b)
   }
-  for (const to of spec.to) {
-    const sink = await storeFor(parseName(to), { registry: o.registry }).sink()
-    written.push({ to, descriptor: await writeTo(sink, plan.image, { signal: o.signal, onProgress: o.onProgress, onBlob }) })
+  for (const [i, to] of spec.to.entries()) {
+    written.push({ to, descriptor: await writeTo(sinks[i] as ImageSink, plan.image, { signal: o.signal, onProgress: o.onProgress, onBlob }) })
   }
   const layers = await plan.report()
   if (cache) await cache.prune().catch((e) => o.onNotice?.(`could not prune the layer cache ${cache.dir}: ${(e as Error).message}`))

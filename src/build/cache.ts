@@ -88,6 +88,11 @@ export class LayerCache {
   #blob(d: Digest): string {
     return path.join(this.dir, 'blobs', 'sha256', digestHex(d))
   }
+  /** True when the cache holds no layer at all (a first build, or a CI runner with nothing restored). */
+  async isEmpty(): Promise<boolean> {
+    const names = await fs.readdir(path.join(this.dir, 'layers')).catch(() => [] as string[])
+    return !names.some((n) => n.endsWith('.json'))
+  }
   /** The layer under content `key`, when its record and blob are both there (its use is recorded). */
   async get(key: string): Promise<CachedLayerRecord | undefined> {
     const file = path.join(this.dir, 'layers', `${key}.json`)
@@ -120,9 +125,10 @@ export class LayerCache {
   }
   /**
    * Encodes a layer into the cache: `encode` writes the blob into the stream it is given and
-   * returns what it wrote; the blob is renamed to its digest and the record written under `key`.
+   * returns what it wrote; the blob is renamed to its digest and the record written under `key`
+   * (or the key made from what was written, when it is only known then).
    */
-  async put(key: string, encode: (sink: Writable) => Promise<LayerInfo>): Promise<CachedLayerRecord> {
+  async put(key: string | ((info: LayerInfo) => string), encode: (sink: Writable) => Promise<LayerInfo>): Promise<CachedLayerRecord> {
     const blobs = path.join(this.dir, 'blobs', 'sha256')
     await fs.mkdir(blobs, { recursive: true })
     await fs.mkdir(path.join(this.dir, 'layers'), { recursive: true })
@@ -144,11 +150,12 @@ export class LayerCache {
       uncompressedSize: info.uncompressedSize,
       entries: info.entries,
     }
-    await writeFileVia(path.join(this.dir, 'layers', `${key}.json`), async (s) => {
+    const name = typeof key === 'string' ? key : key(info)
+    await writeFileVia(path.join(this.dir, 'layers', `${name}.json`), async (s) => {
       s.end(`${JSON.stringify(rec)}\n`)
       await new Promise<void>((resolve, reject) => s.once('finish', resolve).once('error', reject))
     })
-    return { ...rec, key, lastUsed: Date.now() }
+    return { ...rec, key: name, lastUsed: Date.now() }
   }
   /** A layer reading the cached blob, verified as it streams. */
   layer(rec: CachedLayerRecord): Layer {

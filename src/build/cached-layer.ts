@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import { statSync } from 'node:fs'
-import { Writable } from 'node:stream'
+import { PassThrough, type Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { compressionBlockSize } from '../compress.ts'
 import { type Digest, DigestingStream } from '../digest.ts'
@@ -30,6 +30,12 @@ export interface BuildLayerOptions extends EncodeOptions {
   cache?: LayerCache | undefined
   /** What the layer is, for reports (`dependencies`, `application`, `--add ./conf`…). */
   label: string
+  /**
+   * Called when the layer is encoded now (not found in the cache) with a copy of its blob's
+   * bytes as they are made, for a destination to take while the compression runs. The callee
+   * must read the stream or destroy it; its failure does not fail the build.
+   */
+  onEncoding?: ((bytes: Readable) => void) | undefined
 }
 
 /** The metadata key of `entries`, or undefined when a file entry has no file on disk or one changed too recently to trust. */
@@ -81,9 +87,16 @@ export class BuildLayer implements Layer {
     this.#o = { ...o, timestamp: resolveTimestamp(o.timestamp) }
     this.#cache = o.cache
     this.label = o.label
-    const staged = o.cache ? undefined : new EntriesLayer((sink, eo) => encodeLayer(source(), sink, eo), this.#o)
+    const staged = o.cache ? undefined : new EntriesLayer((sink, eo) => encodeLayer(source(), sink, { ...eo, copyTo: this.#copy() }), this.#o)
     this.#staged = staged
     this.mediaType = ociLayerType(o.compression ?? 'gzip')
+  }
+  /** A copy of the blob's bytes for {@link BuildLayerOptions.onEncoding}, when it is set. */
+  #copy(): PassThrough | undefined {
+    if (!this.#o.onEncoding) return undefined
+    const copy = new PassThrough()
+    this.#o.onEncoding(copy)
+    return copy
   }
   #prepare() {
     this.#ready ??= (async () => {
@@ -102,7 +115,10 @@ export class BuildLayer implements Layer {
       let hit: CacheHit | undefined
       if (diffId) rec = await cache.get(contentKey(diffId, compression, this.#o.level))
       if (rec) hit = 'metadata'
-      else {
+      else if (await cache.isEmpty()) {
+        // Nothing to find by content (a first build, a CI runner with no cache restored): the
+        // pass that learns the diffID first would only double the reading; encode straight away.
+      } else {
         diffId = await diffIdOf(entries, timestamp, compression, this.#o.signal)
         rec = await cache.get(contentKey(diffId, compression, this.#o.level))
         if (rec) hit = 'content'
@@ -110,9 +126,10 @@ export class BuildLayer implements Layer {
       let origin: LayerOrigin = 'cache'
       if (!rec) {
         origin = 'built'
-        const key = contentKey(diffId as Digest, compression, this.#o.level)
-        rec = await cache.put(key, (sink) => encodeLayer(entries, sink, this.#o))
-        if (rec.diffId !== diffId) throw new OcikitError('INVALID_ARGUMENT', `layer ${this.label}: its files changed while it was built; build again`)
+        const level = this.#o.level
+        const key = diffId ? contentKey(diffId, compression, level) : (info: LayerInfo) => contentKey(info.diffId, compression, level)
+        rec = await cache.put(key, (sink) => encodeLayer(entries, sink, { ...this.#o, copyTo: this.#copy() }))
+        if (diffId && rec.diffId !== diffId) throw new OcikitError('INVALID_ARGUMENT', `layer ${this.label}: its files changed while it was built; build again`)
       }
       if (statKey) await cache.recordStat(statKey, rec.diffId)
       return { layer: cache.layer(rec), info: { ...rec }, origin, ...(hit ? { hit } : {}) }

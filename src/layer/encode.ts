@@ -14,7 +14,7 @@ import { type Digest, DigestingStream, verifyingStream } from '../digest.ts'
 import { type Compression, ociLayerType } from '../documents/media-types.ts'
 import { resolveTimestamp, type Timestamp } from '../documents/time.ts'
 import type { IoOptions, Layer, Progress } from '../image/types.ts'
-import { chain } from '../streams.ts'
+import { chain, TeeStream } from '../streams.ts'
 import { createTempFile, writeFileVia } from '../temp-file.ts'
 import type { LayerEntry } from './entry.ts'
 import { type DiffSourceOptions, diffEntries } from './source-diff.ts'
@@ -38,6 +38,11 @@ export interface EncodeOptions {
   signal?: AbortSignal | undefined
   /** Called about five times a second with the uncompressed bytes packed so far. */
   onProgress?: ((p: Progress) => void) | undefined
+  /**
+   * A second destination of the blob's bytes as they are made (see {@link TeeStream}): it gets
+   * every byte the sink gets, ends with it, and its failure does not fail the encoding.
+   */
+  copyTo?: Writable | undefined
 }
 
 /** What encoding a layer produced. */
@@ -80,8 +85,9 @@ export async function encodeTar(tar: Readable, sink: Writable, o: EncodeOptions 
   const blob = compression === 'none' ? diff : new DigestingStream()
   const timer = o.onProgress ? setInterval(() => o.onProgress?.({ id: 'layer', done: diff.size }), 200) : undefined
   try {
-    if (compression === 'none') await pipeline(tar, diff, sink, { signal: o.signal })
-    else await pipeline(tar, diff, z, blob, sink, { signal: o.signal })
+    const steps: NodeJS.ReadWriteStream[] = compression === 'none' ? [diff] : [diff, z, blob]
+    if (o.copyTo) steps.push(new TeeStream(o.copyTo))
+    await pipeline([tar, ...steps, sink], { signal: o.signal })
   } finally {
     clearInterval(timer)
   }

@@ -128,6 +128,12 @@ export interface ImageSink {
    * its verified bytes and is called only when they are needed. On failure nothing is named.
    */
   putBlob(d: Descriptor, open: () => Promise<Readable>, o: PutBlobOptions): Promise<PutOutcome>
+  /**
+   * Optional: puts a blob whose digest is not known yet, as its bytes are made (a layer being
+   * compressed now), and returns the digest and size the destination took. Not retried (the
+   * stream is read once); on failure nothing is named, and `putBlob` puts the blob later.
+   */
+  putStream?(bytes: Readable, o: IoOptions): Promise<{ digest: Digest; size: number }>
   /** Puts a manifest or index below the top (a child of an index), by digest. */
   putManifest(d: Descriptor, bytes: Uint8Array, o: IoOptions): Promise<PutOutcome>
   /**

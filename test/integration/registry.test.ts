@@ -99,6 +99,28 @@ describe('registry: real docker-registry', needPeers('docker-registry', 'htpassw
     assert.equal(n, await layer!.size())
   })
 
+  test('a blob streamed before its digest is known (uploadStream) lands under the digest of what was sent; a stream that breaks names nothing', async (t) => {
+    const r = await startRegistry(t)
+    const client = new RegistryClient(r.host, 'streamed', fast)
+    const bytes = Buffer.alloc(3 << 20, 0x41)
+    async function* pieces() {
+      for (let i = 0; i < bytes.length; i += 65536) yield bytes.subarray(i, i + 65536)
+    }
+    const got = await client.uploadStream(Readable.from(pieces()))
+    assert.equal(got.digest, digestOf(bytes))
+    assert.equal(got.size, bytes.length)
+    assert.equal(await client.hasBlob(got.digest), true)
+    // Half the bytes, then a failure: rejected, and nothing is there under any digest we could name.
+    async function* broken() {
+      yield bytes.subarray(0, 1 << 20)
+      throw new Error('source broke')
+    }
+    const other = Buffer.alloc(1 << 20, 0x42)
+    await assert.rejects(client.uploadStream(Readable.from(broken())), /source broke|NETWORK|socket|aborted/i)
+    assert.equal(await client.hasBlob(digestOf(bytes.subarray(0, 1 << 20))), false)
+    assert.equal(await client.hasBlob(digestOf(other)), false)
+  })
+
   test('CLI: login checks and saves, tags, catalog, copy, delete, logout', async (t) => {
     const r = await startRegistry(t, { auth: 'token' })
     const home = await tempDir(t)

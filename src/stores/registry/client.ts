@@ -4,7 +4,7 @@
  * PATCH), tags, catalog and delete.
  */
 import { Readable } from 'node:stream'
-import { type Digest, digestOf, isDigest, verifyingStream } from '../../digest.ts'
+import { type Digest, DigestingStream, digestOf, isDigest, verifyingStream } from '../../digest.ts'
 import { isIndexType, isManifestType, MediaType } from '../../documents/media-types.ts'
 import type { Descriptor, Index } from '../../documents/schemas.ts'
 import { detectManifestType, MAX_DOCUMENT_SIZE, parseIndex, parseJsonBytes } from '../../documents/validate.ts'
@@ -304,6 +304,49 @@ export class RegistryClient {
     }
     await this.#monolithic(d, open, o)
     return 'uploaded'
+  }
+
+  /**
+   * Uploads a blob whose digest is learned as it streams (a layer being compressed now): one
+   * upload session, the bytes in one streamed PATCH, then the PUT that names the digest, which
+   * the registry checks against what it received. Nothing is retried (the stream cannot be
+   * read twice): on failure the session is cancelled and the error thrown; the caller puts the
+   * blob the ordinary way later. Returns the digest and size of what was sent.
+   */
+  async uploadStream(bytes: Readable, o: IoOptions = {}): Promise<{ digest: Digest; size: number }> {
+    const { location } = await this.#start(o)
+    const hash = new DigestingStream()
+    try {
+      const res = await this.t.request({
+        method: 'PATCH',
+        path: location.toString(),
+        headers: { 'content-type': 'application/octet-stream' },
+        body: () => chain(bytes, hash),
+        scope: this.#push(),
+        ok: [202],
+        retry: false,
+        signal: o.signal,
+        streaming: true,
+      })
+      await res.body.cancel()
+      const next = this.#location(res)
+      next.searchParams.set('digest', hash.digest)
+      const put = await this.t.request({
+        method: 'PUT',
+        path: next.toString(),
+        headers: { 'content-length': '0' },
+        scope: this.#push(),
+        ok: [201, 204],
+        retry: false,
+        signal: o.signal,
+      })
+      await put.body.cancel()
+      return { digest: hash.digest, size: hash.size }
+    } catch (e) {
+      bytes.destroy()
+      await this.#abandon(location)
+      throw e
+    }
   }
 
   async #start(o: IoOptions): Promise<{ location: URL; minChunk: number }> {

@@ -1,5 +1,6 @@
 /** Reading and writing images in a registry repository, as lazy views and a pushing writer. */
 import type { Readable } from 'node:stream'
+import type { Digest } from '../../digest.ts'
 import type { Descriptor } from '../../documents/schemas.ts'
 import { parseManifestOrIndex } from '../../documents/validate.ts'
 import { NotSupportedError } from '../../errors.ts'
@@ -68,6 +69,10 @@ export class RegistrySink implements ImageSink {
       before: o.commitAfter,
     })
     return how === 'uploaded' ? 'written' : how
+  }
+
+  putStream(bytes: Readable, o: IoOptions): Promise<{ digest: Digest; size: number }> {
+    return this.#client.uploadStream(bytes, o)
   }
 
   async putManifest(d: Descriptor, bytes: Uint8Array, o: IoOptions): Promise<PutOutcome> {
