@@ -6,9 +6,9 @@
  *   compressed. A CI runner that restores the cache at another path hits it.
  * - the metadata key, this machine only: the same entries' lstat data (device, inode, size,
  *   modification and change times in nanoseconds). It short-cuts reading the files to learn the
- *   diffID. It is recorded only when every file's change time is at least two seconds older
- *   than the walk, so that a file changed within the clock's granularity after being read can
- *   never give a stale hit.
+ *   diffID. It is recorded only when every file's change time is older than the walk by more
+ *   than the file system's time step could hide ({@link LayerCache.racyNs}), so that a file
+ *   changed within one step after being read can never give a stale hit.
  *
  * Layout under the cache directory: `layers/HEX.json` (content key → the layer), `blobs/sha256/HEX`,
  * `stat/HEX` (metadata key → diffID). Every file is written to a temp file and renamed; a blob
@@ -79,11 +79,16 @@ export function contentKey(diffId: Digest, compression: Compression, level: numb
 /** A layer cache in one directory; it is created on first write. */
 export class LayerCache {
   readonly dir: string
-  /** How much older than the walk every file's change time must be for a metadata key to be recorded (ns; default 2 s). */
-  readonly racyNs: bigint
+  /**
+   * How much older than the walk every file's change time must be for a metadata key to be
+   * recorded (ns). Default (undefined): 100 ms where the file system keeps sub-second times (any
+   * file's time has a fraction of a second: ext4, xfs, btrfs, tmpfs and overlayfs step by a
+   * clock tick of at most 10 ms), else 2 s (FAT steps by 2 s, some network file systems by 1 s).
+   */
+  readonly racyNs: bigint | undefined
   constructor(dir: string = defaultCacheDir(), o: { racyMs?: number } = {}) {
     this.dir = dir
-    this.racyNs = BigInt(Math.round((o.racyMs ?? 2000) * 1e6))
+    this.racyNs = o.racyMs === undefined ? undefined : BigInt(Math.round(o.racyMs * 1e6))
   }
   #blob(d: Digest): string {
     return path.join(this.dir, 'blobs', 'sha256', digestHex(d))

@@ -38,9 +38,15 @@ export interface BuildLayerOptions extends EncodeOptions {
   onEncoding?: ((bytes: Readable) => void) | undefined
 }
 
+/** Racy windows in ms (see {@link LayerCache.racyNs}): file systems with sub-second times, and without. */
+const RACY_FINE_MS = 100
+const RACY_COARSE_MS = 2000
+
 /** The metadata key of `entries`, or undefined when a file entry has no file on disk or one changed too recently to trust. */
-function statKeyOf(entries: readonly LayerEntry[], o: { timestamp: number; walkStartNs: bigint; racyNs: bigint }): string | undefined {
-  const h = createHash('sha256').update(`ocikit-stat-v1\n${o.timestamp}\n`)
+function statKeyOf(entries: readonly LayerEntry[], o: { timestamp: number; walkStartMs: number; racyNs: bigint | undefined }): string | undefined {
+  const h = createHash('sha256').update(`ocikit-stat-v2\n${o.timestamp}\n`)
+  let newest = 0
+  let fine = false
   for (const e of entries) {
     h.update(
       `${e.path}\0${e.type}\0${e.mode}\0${e.uid}\0${e.gid}\0${e.size}\0${e.linkname ?? ''}\0${e.devmajor ?? ''}\0${e.devminor ?? ''}\0${e.mtime ?? ''}\0`,
@@ -48,10 +54,16 @@ function statKeyOf(entries: readonly LayerEntry[], o: { timestamp: number; walkS
     for (const [k, v] of Object.entries(e.xattrs ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) h.update(`${k}\0`).update(v).update('\0')
     if (e.type !== 'file') continue
     if (!e.file) return undefined
-    const s = statSync(e.file, { bigint: true })
-    if (s.ctimeNs > o.walkStartNs - o.racyNs || s.mtimeNs > o.walkStartNs - o.racyNs) return undefined
-    h.update(`${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}\n`)
+    // The walk's own lstat when there is one (no second stat of every file); else one now.
+    const s = e.fileStat ?? statSync(e.file)
+    const latest = Math.max(s.ctimeMs, s.mtimeMs)
+    if (latest > newest) newest = latest
+    if (s.ctimeMs % 1000 !== 0 || s.mtimeMs % 1000 !== 0) fine = true
+    h.update(`${s.dev}:${s.ino}:${e.size}:${s.mtimeMs}:${s.ctimeMs}\n`)
   }
+  const racy = o.racyNs === undefined ? (fine ? RACY_FINE_MS : RACY_COARSE_MS) : Number(o.racyNs) / 1e6
+  // A file changed within the clock's step after it was read would keep the times it was read with.
+  if (newest > o.walkStartMs - racy) return undefined
   return h.digest('hex')
 }
 
@@ -107,9 +119,9 @@ export class BuildLayer implements Layer {
       const cache = this.#cache as LayerCache
       const compression = this.#o.compression ?? 'gzip'
       const timestamp = this.#o.timestamp as number
-      const walkStartNs = BigInt(Date.now()) * 1_000_000n // before the walk: see statKeyOf
+      const walkStartMs = Date.now() // before the walk: see statKeyOf
       const entries = await collect(this.#source())
-      const statKey = statKeyOf(entries, { timestamp, walkStartNs, racyNs: cache.racyNs })
+      const statKey = statKeyOf(entries, { timestamp, walkStartMs, racyNs: cache.racyNs })
       let diffId = statKey ? await cache.diffIdFor(statKey) : undefined
       let rec: CachedLayerRecord | undefined
       let hit: CacheHit | undefined

@@ -35,10 +35,24 @@ export interface LayerEntry {
    * read it directly instead of calling `open` or `read` (it must still hold `size` bytes).
    */
   readonly file?: string | undefined
+  /**
+   * What the walk saw of that file (device, inode, and modification and change times in ms,
+   * with their fractions), when it came from a directory walk: a cache keys on it without a
+   * second stat.
+   */
+  readonly fileStat?: FileStat | undefined
   /** Opens the content of a file entry. */
   readonly open?: (() => Readable) | undefined
   /** Reads the whole content of a file entry; packers use it for small files (up to 1 MiB) and `open` for larger ones. */
   readonly read?: (() => Promise<Uint8Array>) | undefined
+}
+
+/** A file's identity and times as `lstat` gave them (see {@link LayerEntry.fileStat}). */
+export interface FileStat {
+  readonly dev: number
+  readonly ino: number
+  readonly mtimeMs: number
+  readonly ctimeMs: number
 }
 
 /** Prefix of whiteout entries; `.wh.NAME` deletes NAME from lower layers. */

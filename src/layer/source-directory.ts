@@ -139,6 +139,7 @@ export function entryFor(full: string, at: string, s: import('node:fs').Stats, c
       type: 'file',
       size: s.size,
       file: full,
+      fileStat: { dev: s.dev, ino: s.ino, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs },
       // chain(), not pipe(): a read error (the file vanished) must reach the reader.
       open: () => chain(createReadStream(full, { highWaterMark: 256 << 10 }), exactly(s.size, full)),
       read: async () => {

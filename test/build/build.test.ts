@@ -175,10 +175,18 @@ describe('build', () => {
     const two = await build({ context: app, to: [`oci:${dir}/o`] }, { cache })
     assert.notEqual(two.layers[0]?.diffId, one.layers[0]?.diffId)
     assert.equal(two.layers[0]?.origin, 'built')
-    // With the default window, a file changed just now is never trusted by its metadata.
-    const strict = new LayerCache(path.join(dir, 'strict'))
+    // A file changed within the racy window is never trusted by its metadata.
+    const strict = new LayerCache(path.join(dir, 'strict'), { racyMs: 60_000 })
     await build({ context: app, to: [`oci:${dir}/o`] }, { cache: strict })
-    await assert.rejects(fs.readdir(path.join(dir, 'strict', 'stat')), 'no metadata key for a file changed within two seconds')
+    await assert.rejects(fs.readdir(path.join(dir, 'strict', 'stat')), 'no metadata key for a file changed within the window')
+    // The default window: 100 ms where file times have fractions of a second (as here), else 2 s.
+    await fs.writeFile(f, 'cccc')
+    const fine = (await fs.stat(f, { bigint: true })).ctimeNs % 1_000_000_000n !== 0n
+    const auto = new LayerCache(path.join(dir, 'auto'))
+    await new Promise((r) => setTimeout(r, 300))
+    await build({ context: app, to: [`oci:${dir}/o`] }, { cache: auto })
+    const keys = await fs.readdir(path.join(dir, 'auto', 'stat')).catch(() => [])
+    assert.equal(keys.length, fine ? 1 : 0, fine ? '300 ms old on a fine-grained file system: trusted' : 'a coarse file system waits 2 s')
   })
 
   test('--add, --files, --diff and --layer each add one layer; the diff deletes with whiteouts', async (t) => {
