@@ -421,14 +421,19 @@ export async function build(spec: BuildSpec, o: BuildOptions = {}): Promise<Buil
     else blobs.written++
     o.onBlob?.(b)
   }
+  const mediaType = await plan.image.mediaType()
   for (const [i, to] of spec.to.entries()) {
+    const t = parseName(to).transport
+    if ((t === 'oci' || t === 'oci-archive') && (mediaType === MediaType.dockerManifest || mediaType === MediaType.dockerManifestList)) {
+      o.onNotice?.(`${to}: the image is in Docker's manifest format, which skopeo and podman do not read from an OCI layout (--format oci makes it OCI)`)
+    }
     written.push({ to, descriptor: await writeTo(sinks[i] as ImageSink, plan.image, { signal: o.signal, onProgress: o.onProgress, onBlob }) })
   }
   const layers = await plan.report()
   if (cache) await cache.prune().catch((e) => o.onNotice?.(`could not prune the layer cache ${cache.dir}: ${(e as Error).message}`))
   return {
     digest: await plan.image.digest(),
-    mediaType: await plan.image.mediaType(),
+    mediaType,
     written,
     platforms: [...plan.platforms],
     command: [...plan.command],

@@ -89,6 +89,19 @@ describe('build', () => {
     const r = await buildImage({ context: dir, config: { cmd: ['node', '--enable-source-maps', 'server.js'] } }, { cache: false })
     assert.deepEqual(r.command, ['node', '--enable-source-maps', 'server.js'])
   })
+  test('--format docker gives a Docker v2 manifest, and a notice when it goes into an OCI layout', async (t) => {
+    const dir = await tempDir(t)
+    await fs.mkdir(path.join(dir, 'ctx'))
+    await fs.writeFile(path.join(dir, 'ctx', 'x'), 'x')
+    const notices: string[] = []
+    const r = await build({ context: path.join(dir, 'ctx'), to: [`oci:${dir}/out:1`], format: 'docker' }, { cache: false, onNotice: (m) => notices.push(m) })
+    assert.equal(r.mediaType, 'application/vnd.docker.distribution.manifest.v2+json')
+    assert.equal(notices.length, 1)
+    assert.match(notices[0] as string, /skopeo and podman do not read .*--format oci/)
+    const oci = await build({ context: path.join(dir, 'ctx'), to: [`oci:${dir}/out:2`] }, { cache: false, onNotice: (m) => notices.push(m) })
+    assert.equal(oci.mediaType, 'application/vnd.oci.image.manifest.v1+json')
+    assert.equal(notices.length, 1, 'no notice for an OCI image')
+  })
   test('no node_modules: one application layer; a notice only when package.json names dependencies', async (t) => {
     const dir = await tempDir(t)
     await fs.writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'bare', main: 'index.js' }))
