@@ -73,8 +73,8 @@ const result = await build({
   sourcemap: 'linked',
   logLevel: 'warning',
   write: false,
-  // A native addon, optional: loaded from node_modules when present.
-  external: ['fs-xattr'],
+  // Native addons, loaded from node_modules when present (fs-xattr is optional; @node-rs/crc32 has a JavaScript fallback).
+  external: ['fs-xattr', '@node-rs/crc32'],
   plugins: [lazyChildProcess, builtinsByGetter],
   // For a require() the plugins do not resolve at build time (an external package).
   banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },

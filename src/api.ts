@@ -12,6 +12,7 @@ import { currentPlatform, imageForPlatform, selectPlatform } from './image/platf
 import type { Image, ImageOrIndex, IoOptions } from './image/types.ts'
 import { isLayoutTag, parseName } from './name/parse.ts'
 import { parseRegistryHost } from './name/reference.ts'
+import type { BfcOptions } from './stores/bfc/store.ts'
 import { storeFor } from './stores/open.ts'
 import { RegistryClient } from './stores/registry/client.ts'
 import { type RegistryOptions, RegistryTransport } from './stores/registry/transport.ts'
@@ -25,6 +26,8 @@ export interface ReadOptions extends IoOptions {
   platform?: Platform | undefined
   /** How to reach registries (insecure hosts, credentials, retries). */
   registry?: RegistryOptions | undefined
+  /** The key of encrypted `bfc:` files (see {@link BfcOptions}). */
+  bfc?: BfcOptions | undefined
 }
 
 /**
@@ -53,6 +56,8 @@ export async function readImage(name: string, o: ReadOptions = {}): Promise<Imag
 export interface WriteOptions extends StoreWriteOptions {
   /** How to reach registries (insecure hosts, credentials, retries). */
   registry?: RegistryOptions | undefined
+  /** The key of encrypted `bfc:` files, and whether new ones are encrypted or compressed. */
+  bfc?: BfcOptions | undefined
 }
 
 /**
@@ -64,8 +69,8 @@ export async function write(name: string, x: ImageOrIndex, o: WriteOptions = {})
 }
 
 /** The entries (tags and digests) of a store. */
-export async function list(name: string): Promise<ListedEntry[]> {
-  return storeFor(parseName(name)).list()
+export async function list(name: string, o: { bfc?: BfcOptions | undefined } = {}): Promise<ListedEntry[]> {
+  return storeFor(parseName(name), o).list()
 }
 
 function registryClient(name: string, o: RegistryOptions): RegistryClient {
@@ -133,7 +138,7 @@ export async function referrers(name: string, o: { artifactType?: string; regist
 }
 
 /** Gives the image a name refers to another tag in the same store. */
-export async function tag(name: string, newTag: string, o: { registry?: RegistryOptions } = {}): Promise<Descriptor> {
+export async function tag(name: string, newTag: string, o: { registry?: RegistryOptions; bfc?: BfcOptions | undefined } = {}): Promise<Descriptor> {
   const n = parseName(name)
   const valid = n.transport === 'registry' ? /^[\w][\w.-]{0,127}$/.test(newTag) : isLayoutTag(newTag)
   if (!valid) {
@@ -147,13 +152,13 @@ export async function tag(name: string, newTag: string, o: { registry?: Registry
 }
 
 /** Removes the tag a name carries; the blobs stay until gc. */
-export async function untag(name: string): Promise<Descriptor> {
-  return storeFor(parseName(name)).untag()
+export async function untag(name: string, o: { bfc?: BfcOptions | undefined } = {}): Promise<Descriptor> {
+  return storeFor(parseName(name), o).untag()
 }
 
 /** Checks a store: every reachable blob present and hashing to its name, every document valid. */
-export async function fsck(name: string, o: { signal?: AbortSignal } = {}): Promise<FsckReport> {
-  return storeFor(parseName(name)).fsck(o)
+export async function fsck(name: string, o: { signal?: AbortSignal; bfc?: BfcOptions | undefined } = {}): Promise<FsckReport> {
+  return storeFor(parseName(name), o).fsck(o)
 }
 
 /** Removes unreachable blobs from a store that keeps its own (an OCI layout, `oci:DIR`). */

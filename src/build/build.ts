@@ -24,6 +24,7 @@ import { diffEntries } from '../layer/source-diff.ts'
 import { directoryEntries } from '../layer/source-directory.ts'
 import { type FileSpec, fileMapEntries } from '../layer/source-files.ts'
 import { parseName } from '../name/parse.ts'
+import type { BfcOptions } from '../stores/bfc/store.ts'
 import { storeFor } from '../stores/open.ts'
 import type { RegistryOptions } from '../stores/registry/transport.ts'
 import type { BlobEvent, ImageSink } from '../stores/types.ts'
@@ -86,6 +87,8 @@ export interface BuildOptions {
   /** The layer cache, or false for none (default: the cache in {@link defaultCacheDir}). */
   cache?: LayerCache | false | undefined
   registry?: RegistryOptions | undefined
+  /** The key of encrypted `bfc:` bases and destinations, and whether new ones are encrypted or compressed. */
+  bfc?: BfcOptions | undefined
   signal?: AbortSignal | undefined
   onNotice?: ((message: string) => void) | undefined
   onProgress?: ((p: Progress) => void) | undefined
@@ -168,7 +171,7 @@ async function baseImages(spec: BuildSpec, o: BuildOptions): Promise<{ base: Ima
     const p = want ?? currentPlatform()
     return [{ base: scratch(p), platform: p }]
   }
-  const x: ImageOrIndex = await storeFor(parseName(spec.from), { registry: o.registry }).read({ signal: o.signal })
+  const x: ImageOrIndex = await storeFor(parseName(spec.from), { registry: o.registry, bfc: o.bfc }).read({ signal: o.signal })
   if (x.kind === 'image') {
     const img = want && want !== 'all' ? await imageForPlatform(x, want, spec.from) : x
     const c = await img.config()
@@ -402,7 +405,7 @@ export async function build(spec: BuildSpec, o: BuildOptions = {}): Promise<Buil
   if (!spec.to || spec.to.length === 0) throw bad('say where the image goes: --to NAME (e.g. oci:./out:dev or registry.example.com/team/app:1.0)')
   const cache = o.cache === false ? undefined : (o.cache ?? new LayerCache())
   const sinks: ImageSink[] = []
-  for (const to of spec.to) sinks.push(await storeFor(parseName(to), { registry: o.registry }).sink())
+  for (const to of spec.to) sinks.push(await storeFor(parseName(to), { registry: o.registry, bfc: o.bfc }).sink())
   // The first destination that takes streams (a registry) gets each new layer while it is compressed.
   const early = sinks.findIndex((s) => s.putStream)
   if (early >= 0) {

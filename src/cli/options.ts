@@ -1,7 +1,9 @@
 /** Options shared by several commands. */
 import { type Command, InvalidArgumentError, Option } from 'commander'
 import type { Platform } from '../documents/schemas.ts'
+import { OcikitError } from '../errors.ts'
 import { parsePlatform } from '../image/platform.ts'
+import type { BfcOptions } from '../stores/bfc/store.ts'
 import type { RegistryOptions } from '../stores/registry/transport.ts'
 import { printable, printNotice } from './output.ts'
 
@@ -52,3 +54,55 @@ export function argvOption(flags: string, what: string): Option {
 
 /** A repeatable option's collector. */
 export const collect = (v: string, prev: string[] = []): string[] => [...prev, v]
+
+/**
+ * The BFC password: `$OCIKIT_BFC_PASSWORD`, else asked for on the terminal (not echoed); never
+ * from the command line. KEY_REQUIRED when neither is there.
+ */
+export async function bfcPassword(): Promise<string> {
+  const env = process.env.OCIKIT_BFC_PASSWORD
+  if (env !== undefined && env !== '') return env
+  if (!process.stdin.isTTY || !process.stderr.isTTY) {
+    throw new OcikitError('KEY_REQUIRED', 'this BFC file is encrypted: set OCIKIT_BFC_PASSWORD, run on a terminal to be asked, or give --key-file FILE')
+  }
+  process.stderr.write('BFC password: ')
+  const stdin = process.stdin
+  stdin.setRawMode(true)
+  stdin.resume()
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let typed = ''
+      const onData = (b: Buffer) => {
+        for (const ch of b.toString('utf8')) {
+          if (ch === '\r' || ch === '\n') {
+            stdin.off('data', onData)
+            process.stderr.write('\n')
+            resolve(typed)
+            return
+          }
+          if (ch === '\u0003') {
+            stdin.off('data', onData)
+            process.stderr.write('\n')
+            reject(new OcikitError('ABORTED', 'no password given'))
+            return
+          }
+          if (ch === '\u007f') typed = typed.slice(0, -1)
+          else typed += ch
+        }
+      }
+      stdin.on('data', onData)
+    })
+  } finally {
+    stdin.setRawMode(false)
+    stdin.pause()
+  }
+}
+
+/** Store options from the global flags: registries (`--insecure`, `--ca-file`, `--timeout`) and BFC files (`--key-file`, the password). */
+export function storeOptions(program: Command, o: { encrypt?: boolean; compress?: boolean } = {}): { registry: RegistryOptions; bfc: BfcOptions } {
+  const keyFile = program.opts<{ keyFile?: string }>().keyFile
+  return {
+    registry: registryOptions(program),
+    bfc: { key: keyFile ? { keyFile } : { password: bfcPassword }, encrypt: o.encrypt, compress: o.compress },
+  }
+}

@@ -62,7 +62,7 @@ function positiveSeconds(flag: string): (v: string) => number {
 }
 
 /** Global options that take a value in the next argument. */
-const GLOBAL_WITH_VALUE = new Set(['--ca-file', '--insecure', '--timeout'])
+const GLOBAL_WITH_VALUE = new Set(['--ca-file', '--insecure', '--timeout', '--key-file'])
 
 /** The command named in `argv` (as in `process.argv`), or undefined when there is none. */
 function commandIn(argv: readonly string[]): string | undefined {
@@ -98,6 +98,7 @@ export function buildProgram(argv?: readonly string[]): Command {
         .default(30)
         .argParser(positiveSeconds('--timeout')),
     )
+    .option('--key-file <file>', 'the 32-byte key of encrypted bfc: files (else the password: $OCIKIT_BFC_PASSWORD, or asked for on a terminal)')
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', NAMES)
     .configureOutput({ outputError: (s, write) => write(`ocikit: ${s.replace(/^error: /, 'error: ')}`) })

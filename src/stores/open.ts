@@ -7,6 +7,7 @@ import { NotSupportedError } from '../errors.ts'
 import { formatName, type ImageName } from '../name/parse.ts'
 import { dockerArchiveStore } from './archive/docker-archive.ts'
 import { ociArchiveStore } from './archive/oci-archive.ts'
+import { type BfcOptions, bfcStore } from './bfc/store.ts'
 import { layoutStore } from './layout/store.ts'
 import { registryStore } from './registry/store.ts'
 import type { RegistryOptions } from './registry/transport.ts'
@@ -16,6 +17,8 @@ import type { Store } from './types.ts'
 export interface StoreOptions {
   /** How to reach registries (insecure hosts, credentials, retries, timeouts). */
   registry?: RegistryOptions | undefined
+  /** How to open BFC files: the key of encrypted ones, and whether new ones are encrypted or compressed. */
+  bfc?: BfcOptions | undefined
 }
 
 type NameOf<T extends ImageName['transport']> = Extract<ImageName, { transport: T }>
@@ -39,7 +42,11 @@ export const STORES: { readonly [T in ImageName['transport']]: StoreRow<T> } = {
     about: 'docker save / podman save tar file; REF is REPO:TAG, or @N for the Nth image (from 0)',
     open: dockerArchiveStore,
   },
-  bfc: { syntax: 'bfc:FILE[:TAG]', about: 'BFC single-file container' },
+  bfc: {
+    syntax: 'bfc:FILE[:TAG]',
+    about: 'BFC single-file container: an OCI layout in one file, read by seeking (encrypted and compressed ones too)',
+    open: (n, o) => bfcStore(n, o.bfc),
+  },
   registry: {
     syntax: 'HOST[:PORT]/REPO[:TAG]',
     about: "registry; also @sha256:..., docker://...; 'alpine' is docker.io/library/alpine:latest",

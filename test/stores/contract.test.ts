@@ -18,6 +18,7 @@ import { SourceImage } from '../../src/image/view.ts'
 import { parseName } from '../../src/name/parse.ts'
 import { blobEntryName } from '../../src/stores/archive/oci-archive.ts'
 import { TarFile } from '../../src/stores/archive/tar-file.ts'
+import { BfcFile } from '../../src/stores/bfc/container.ts'
 import { OciLayout } from '../../src/stores/layout/layout.ts'
 import { MemoryStore } from '../../src/stores/memory/store.ts'
 import { storeFor } from '../../src/stores/open.ts'
@@ -69,6 +70,29 @@ const STORES: { name: string; needs?: string[]; open(t: TestContext): Promise<Ha
       return {
         at: (tag) => storeFor(parseName(`oci-archive:${file}:${tag}`)),
         holds: async (d) => (await TarFile.open(file, 'test')).entry(blobEntryName(d)) !== undefined,
+        leftovers: async () => (await fs.readdir(path.dirname(file))).filter((f) => f.includes('.tmp-')),
+      }
+    },
+  },
+  {
+    name: 'BFC file',
+    async open(t) {
+      const file = path.join(await tempDir(t), 'images.bfc')
+      return {
+        at: (tag) => storeFor(parseName(`bfc:${file}:${tag}`)),
+        holds: async (d) => (await BfcFile.open(file, 'test').catch(() => undefined))?.entries.has(blobEntryName(d)) ?? false,
+        leftovers: async () => (await fs.readdir(path.dirname(file))).filter((f) => f.includes('.tmp-')),
+      }
+    },
+  },
+  {
+    name: 'BFC file, encrypted and compressed',
+    async open(t) {
+      const file = path.join(await tempDir(t), 'images.bfc')
+      const bfc = { key: { key: Buffer.alloc(32, 9) }, encrypt: true, compress: true }
+      return {
+        at: (tag) => storeFor(parseName(`bfc:${file}:${tag}`), { bfc }),
+        holds: async (d) => (await BfcFile.open(file, 'test').catch(() => undefined))?.entries.has(blobEntryName(d)) ?? false,
         leftovers: async () => (await fs.readdir(path.dirname(file))).filter((f) => f.includes('.tmp-')),
       }
     },

@@ -4,7 +4,7 @@ import type { Platform } from '../../documents/schemas.ts'
 import { appendLayers, type ConfigEdit, editConfig, scratch } from '../../image/mutate.ts'
 import { currentPlatform } from '../../image/platform.ts'
 import { type EntriesLayer, layerFromDirectory } from '../../layer/encode.ts'
-import { argvOption, collect, jsonOption, platformOption, registryOptions } from '../options.ts'
+import { argvOption, collect, jsonOption, platformOption, storeOptions } from '../options.ts'
 import { runTransfer } from '../transfer.ts'
 import { addLayerOptions, encodeOptions, type LayerCliOptions } from './layer.ts'
 
@@ -39,8 +39,7 @@ export function register(program: Command): void {
       .addOption(new Option('--label <KEY=VALUE>', 'label (repeatable)').argParser(collect))
       .addOption(jsonOption()),
   ).action(async (base: string, dst: string, o: AppendCli) => {
-    const start =
-      base === 'scratch' ? scratch(o.platform ?? currentPlatform()) : await readImage(base, { platform: o.platform, registry: registryOptions(program) })
+    const start = base === 'scratch' ? scratch(o.platform ?? currentPlatform()) : await readImage(base, { platform: o.platform, ...storeOptions(program) })
     const layers: EntriesLayer[] = []
     try {
       // -q means no progress display here; the result line is printed all the same.
@@ -74,7 +73,7 @@ export function register(program: Command): void {
           labels: o.label,
         }
         if (Object.values(edit).some((v) => v !== undefined)) img = await editConfig(img, edit, { timestamp: o.timestamp })
-        const write_ = { registry: registryOptions(program), signal: io.signal, onBlob: io.onBlob, ...(o.quiet ? {} : { onProgress: io.onProgress }) }
+        const write_ = { ...storeOptions(program), signal: io.signal, onBlob: io.onBlob, ...(o.quiet ? {} : { onProgress: io.onProgress }) }
         return { descriptor: await write(dst, img, write_) }
       })
     } finally {

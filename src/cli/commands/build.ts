@@ -6,11 +6,13 @@ import { LayerCache } from '../../build/cache.ts'
 import type { Platform } from '../../documents/schemas.ts'
 import { OcikitError } from '../../errors.ts'
 import { parsePlatform } from '../../image/platform.ts'
-import { argvOption, collect, jsonOption, registryOptions } from '../options.ts'
+import { argvOption, collect, jsonOption, storeOptions } from '../options.ts'
 import { humanSize, printable, printJson, printNotice } from '../output.ts'
 import { transferDisplay } from '../progress.ts'
 
 interface BuildCli {
+  encrypt?: boolean
+  compress?: boolean
   file?: string
   from?: string
   to?: string[]
@@ -168,6 +170,8 @@ export function register(program: Command): void {
     .addOption(new Option('--level <n>', 'compression level (gzip 1-9, default 4; zstd 1-19, default 3)').argParser((v) => Number(v)))
     .addOption(new Option('--threads <n>', 'blocks compressed at once (default: cores + 1)').argParser((v) => Number(v)))
     .addOption(new Option('--format <format>', "manifest format (default: the base's; OCI for scratch)").choices(['oci', 'docker']))
+    .option('--encrypt', 'a new bfc: destination is encrypted (password from $OCIKIT_BFC_PASSWORD or a prompt, or the global --key-file)')
+    .option('--compress', 'zstd-compress the documents written into a bfc: destination')
     .option('--no-cache', 'neither use nor fill the layer cache')
     .option('--cache-dir <dir>', 'layer cache directory (default: $OCIKIT_CACHE_DIR, else $XDG_CACHE_HOME/ocikit, else ~/.cache/ocikit)')
     .option('--ignore-file <file>', 'ignore rules for the application layer, .dockerignore syntax (default: CONTEXT/.ociignore, else CONTEXT/.dockerignore)')
@@ -209,7 +213,7 @@ Examples:
       try {
         const r = await build(spec, {
           cache: o.cache === false ? false : new LayerCache(o.cacheDir),
-          registry: registryOptions(program),
+          ...storeOptions(program, { encrypt: o.encrypt, compress: o.compress }),
           signal: ac.signal,
           concurrency: o.threads,
           onNotice: printNotice,

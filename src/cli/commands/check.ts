@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander'
 import { fsck, gc } from '../../api.ts'
 import { OcikitError } from '../../errors.ts'
-import { jsonOption } from '../options.ts'
+import { jsonOption, storeOptions } from '../options.ts'
 import { humanSize, printable, printJson } from '../output.ts'
 
 /** Parses `90s`, `10m`, `2h`, `0` into milliseconds. */
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .addOption(jsonOption())
     .addHelpText('after', '\nExit status: 0 when clean, 1 when a problem was found or the check could not run.')
     .action(async (store: string, o: { json?: boolean }) => {
-      const r = await fsck(store)
+      const r = await fsck(store, storeOptions(program))
       if (o.json) printJson(r)
       else {
         for (const p of r.problems) process.stdout.write(`${printable(`${p.kind.toUpperCase()}: ${p.via}: ${p.digest}: ${p.message}`)}\n`)

@@ -2,7 +2,7 @@ import { type Command, Option } from 'commander'
 import { copy } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
 import { OcikitError } from '../../errors.ts'
-import { jsonOption, platformOption, registryOptions } from '../options.ts'
+import { jsonOption, platformOption, storeOptions } from '../options.ts'
 import { printNotice } from '../output.ts'
 import { runTransfer } from '../transfer.ts'
 
@@ -16,6 +16,8 @@ export function register(program: Command): void {
     .option('--all-platforms', 'copy every platform of an index (the default when --platform is not given)')
     .addOption(new Option('--format <format>', 'convert the manifest format (default: keep)').choices(['oci', 'docker']))
     .addOption(new Option('--compression <kind>', 'recompress layers (default: keep; same diffIDs)').choices(['gzip', 'zstd']))
+    .option('--encrypt', 'a new bfc: destination is encrypted (password from $OCIKIT_BFC_PASSWORD or a prompt, or the global --key-file)')
+    .option('--compress', 'zstd-compress the documents (manifests, configs, index.json) written into a bfc: destination')
     .option('-q, --quiet', 'print nothing but errors')
     .addOption(jsonOption())
     .addHelpText('after', '\nCtrl-C stops cleanly: the destination tag is written last, so it never names an image whose blobs are not all there.')
@@ -23,7 +25,16 @@ export function register(program: Command): void {
       async (
         src: string,
         dst: string,
-        o: { platform?: Platform; allPlatforms?: boolean; quiet?: boolean; json?: boolean; format?: 'oci' | 'docker'; compression?: 'gzip' | 'zstd' },
+        o: {
+          platform?: Platform
+          allPlatforms?: boolean
+          quiet?: boolean
+          json?: boolean
+          format?: 'oci' | 'docker'
+          compression?: 'gzip' | 'zstd'
+          encrypt?: boolean
+          compress?: boolean
+        },
       ) => {
         if (o.platform && o.allPlatforms) throw new OcikitError('INVALID_ARGUMENT', '--platform and --all-platforms exclude each other')
         await runTransfer(`copy ${src} to ${dst}`, dst, o, async (io) => ({
@@ -31,7 +42,7 @@ export function register(program: Command): void {
             platform: o.platform,
             format: o.format,
             compression: o.compression,
-            registry: registryOptions(program),
+            ...storeOptions(program, o),
             onNotice: printNotice,
             signal: io.signal,
             onProgress: io.onProgress,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { read, readImage } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
-import { platformOption, registryOptions } from '../options.ts'
+import { platformOption, storeOptions } from '../options.ts'
 
 export function register(program: Command): void {
   program
@@ -10,7 +10,7 @@ export function register(program: Command): void {
     .argument('<name>', 'image name')
     .addOption(platformOption("print the manifest of this platform's image when NAME is an index (default: the index itself)"))
     .action(async (name: string, o: { platform?: Platform }) => {
-      const x = await read(name, { platform: o.platform, registry: registryOptions(program) })
+      const x = await read(name, { platform: o.platform, ...storeOptions(program) })
       process.stdout.write(await x.rawManifest())
       process.stdout.write('\n')
     })
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .argument('<name>', 'image name')
     .addOption(platformOption())
     .action(async (name: string, o: { platform?: Platform }) => {
-      process.stdout.write(await (await readImage(name, { platform: o.platform, registry: registryOptions(program) })).rawConfig())
+      process.stdout.write(await (await readImage(name, { platform: o.platform, ...storeOptions(program) })).rawConfig())
       process.stdout.write('\n')
     })
   program
@@ -29,6 +29,6 @@ export function register(program: Command): void {
     .argument('<name>', 'image name')
     .addOption(platformOption("print the digest of this platform's image when NAME is an index (default: the index digest)"))
     .action(async (name: string, o: { platform?: Platform }) => {
-      process.stdout.write(`${await (await read(name, { platform: o.platform, registry: registryOptions(program) })).digest()}\n`)
+      process.stdout.write(`${await (await read(name, { platform: o.platform, ...storeOptions(program) })).digest()}\n`)
     })
 }

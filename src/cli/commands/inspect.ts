@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { read } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
 import { type ImageFacts, type IndexFacts, inspectView } from '../../inspect.ts'
-import { jsonOption, platformOption, registryOptions } from '../options.ts'
+import { jsonOption, platformOption, storeOptions } from '../options.ts'
 import { humanSize, printable, printJson } from '../output.ts'
 
 function printFacts(name: string, f: ImageFacts | IndexFacts): void {
@@ -42,7 +42,7 @@ export function register(program: Command): void {
     .addOption(platformOption('show the image for this platform when NAME is an index (default: show the index)'))
     .addOption(jsonOption())
     .action(async (name: string, o: { platform?: Platform; json?: boolean }) => {
-      const facts = await inspectView(await read(name, { platform: o.platform, registry: registryOptions(program) }))
+      const facts = await inspectView(await read(name, { platform: o.platform, ...storeOptions(program) }))
       if (o.json) printJson({ name, ...facts })
       else printFacts(name, facts)
     })

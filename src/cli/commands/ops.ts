@@ -11,7 +11,7 @@ import { type MutateEdit, mutateImage } from '../../ops/edit.ts'
 import { flatten } from '../../ops/flatten.ts'
 import { optimize, type RemovedLayer } from '../../ops/optimize.ts'
 import { BASE_DIGEST, BASE_NAME, rebase } from '../../ops/rebase.ts'
-import { argvOption, collect, jsonOption, platformOption, registryOptions } from '../options.ts'
+import { argvOption, collect, jsonOption, platformOption, storeOptions } from '../options.ts'
 import { printable } from '../output.ts'
 import { runTransfer } from '../transfer.ts'
 
@@ -29,7 +29,7 @@ const onlyPlatform = () => platformOption('change only the image for this platfo
 
 async function finish(program: Command, o: Common, x: ImageOrIndex, extra: string[] = []): Promise<void> {
   await runTransfer(`writing ${o.to}`, o.to, o, async (io) => ({
-    descriptor: await write(o.to, x, { registry: registryOptions(program), signal: io.signal, onBlob: io.onBlob, onProgress: io.onProgress }),
+    descriptor: await write(o.to, x, { ...storeOptions(program), signal: io.signal, onBlob: io.onBlob, onProgress: io.onProgress }),
     extra: extra.map(printable),
   }))
 }
@@ -81,7 +81,7 @@ export function register(program: Command): void {
         }
         if (Object.values(edit).every((v) => v === undefined || v === o.timestamp))
           throw new OcikitError('INVALID_ARGUMENT', 'nothing to change: give --env, --cmd, --label, --annotation...')
-        const x = await read(name, { registry: registryOptions(program) })
+        const x = await read(name, { ...storeOptions(program) })
         await finish(program, o, await forEachImage(x, (img) => mutateImage(img, edit), { platform: o.platform, where: name }))
       },
     )
@@ -97,15 +97,15 @@ export function register(program: Command): void {
     .addOption(onlyPlatform())
     .addOption(jsonOption())
     .action(async (name: string, o: Common & { oldBase?: string; newBase: string }) => {
-      const registry = registryOptions(program)
-      const x = await read(name, { registry })
+      const so = storeOptions(program)
+      const x = await read(name, so)
       const out = await forEachImage(
         x,
         async (img) => {
           const c = await img.config()
           const platform = { os: c.os, architecture: c.architecture, ...(c.variant ? { variant: c.variant } : {}) }
           const oldName = o.oldBase ?? (await recordedBase(img, name))
-          const [oldBase, newBase] = await Promise.all([readImage(oldName, { platform, registry }), readImage(o.newBase, { platform, registry })])
+          const [oldBase, newBase] = await Promise.all([readImage(oldName, { platform, ...so }), readImage(o.newBase, { platform, ...so })])
           return rebase(img, oldBase, newBase, { newBaseName: o.newBase, timestamp: o.timestamp, names: { image: name, oldBase: oldName } })
         },
         { platform: o.platform, where: name },
@@ -123,7 +123,7 @@ export function register(program: Command): void {
     .addOption(onlyPlatform())
     .addOption(jsonOption())
     .action(async (name: string, o: Common & { compression: 'gzip' | 'zstd' | 'none' }) => {
-      const x = await read(name, { registry: registryOptions(program) })
+      const x = await read(name, { ...storeOptions(program) })
       await finish(
         program,
         o,
@@ -141,7 +141,7 @@ export function register(program: Command): void {
     .addOption(onlyPlatform())
     .addOption(jsonOption())
     .action(async (name: string, o: Common) => {
-      const x = await read(name, { registry: registryOptions(program) })
+      const x = await read(name, { ...storeOptions(program) })
       const removed: { image: string; layer: RemovedLayer }[] = []
       const out = await forEachImage(
         x,

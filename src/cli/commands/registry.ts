@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { catalog, deleteImage, login, logout, referrers } from '../../api.ts'
 import { OcikitError } from '../../errors.ts'
-import { jsonOption, registryOptions } from '../options.ts'
+import { jsonOption, storeOptions } from '../options.ts'
 import { printList } from '../output.ts'
 
 async function readStdin(): Promise<string> {
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option('--artifact-type <type>', 'only this artifact type')
     .addOption(jsonOption())
     .action(async (name: string, o: { artifactType?: string; json?: boolean }) => {
-      const list = await referrers(name, { artifactType: o.artifactType, registry: registryOptions(program) })
+      const list = await referrers(name, { artifactType: o.artifactType, ...storeOptions(program) })
       printList(list, o.json, (d) => `${d.digest}  ${d.artifactType ?? d.mediaType}`)
     })
   program
@@ -29,14 +29,14 @@ export function register(program: Command): void {
     .argument('<host>', 'e.g. localhost:5000')
     .addOption(jsonOption())
     .action(async (host: string, o: { json?: boolean }) => {
-      printList(await catalog(host, { registry: registryOptions(program) }), o.json, (r) => r)
+      printList(await catalog(host, { ...storeOptions(program) }), o.json, (r) => r)
     })
   program
     .command('delete')
     .description('delete a manifest from a registry (a tag is resolved to its digest; every tag on it goes)')
     .argument('<name>', 'e.g. localhost:5000/app:old or localhost:5000/app@sha256:...')
     .action(async (name: string) => {
-      const d = await deleteImage(name, { registry: registryOptions(program) })
+      const d = await deleteImage(name, { ...storeOptions(program) })
       process.stdout.write(`deleted ${d}\n`)
     })
   program
@@ -50,7 +50,7 @@ export function register(program: Command): void {
         throw new OcikitError('INVALID_ARGUMENT', 'give the password on standard input with --password-stdin (it never goes on the command line)')
       const password = await readStdin()
       if (!password) throw new OcikitError('INVALID_ARGUMENT', 'no password on standard input')
-      const registry = await login(host, { username: o.username, password }, { registry: registryOptions(program) })
+      const registry = await login(host, { username: o.username, password }, { ...storeOptions(program) })
       process.stdout.write(`login succeeded for ${o.username} at ${registry}\n`)
     })
   program

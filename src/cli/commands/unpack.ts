@@ -5,7 +5,7 @@ import type { Platform } from '../../documents/schemas.ts'
 import { unpackImage } from '../../layer/apply.ts'
 import { exportImage } from '../../layer/export.ts'
 import { writeFileVia } from '../../temp-file.ts'
-import { platformOption, registryOptions } from '../options.ts'
+import { platformOption, storeOptions } from '../options.ts'
 import { humanSize, printNotice } from '../output.ts'
 
 const notice = printNotice
@@ -20,7 +20,7 @@ export function register(program: Command): void {
     .option('--max-ratio <n>', 'stop a layer that expands more than N times its compressed size (default 250)', Number)
     .option('--keep-partial', 'when a layer fails, keep what was unpacked so far (default: remove it)')
     .action(async (name: string, dir: string, o: { platform?: Platform; maxRatio?: number; keepPartial?: boolean }) => {
-      const img = await readImage(name, { platform: o.platform, registry: registryOptions(program) })
+      const img = await readImage(name, { platform: o.platform, ...storeOptions(program) })
       const s = await unpackImage(img, dir, { onNotice: notice, maxRatio: o.maxRatio, name, keepPartial: o.keepPartial })
       process.stdout.write(
         `unpacked ${s.entries} entries (${humanSize(s.bytes)}, ${s.whiteouts} whiteouts${s.skipped ? `, ${s.skipped} skipped` : ''}) into ${dir}\n`,
@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <file>', "tar file to write ('-' for standard output)")
     .addOption(platformOption())
     .action(async (name: string, o: { output: string; platform?: Platform }) => {
-      const img = await readImage(name, { platform: o.platform, registry: registryOptions(program) })
+      const img = await readImage(name, { platform: o.platform, ...storeOptions(program) })
       if (o.output === '-') return pipeline(exportImage(img), process.stdout)
       await writeFileVia(o.output, (stream) => pipeline(exportImage(img), stream))
     })

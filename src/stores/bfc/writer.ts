@@ -1,0 +1,390 @@
+/**
+ * Writing a BFC file, append-only as the format intends. A new file is written beside its name
+ * and renamed into place when complete. An existing one is appended to under a lock: new objects
+ * go after its footer, then a new index listing every live object (the old ones where they lie)
+ * and a new footer, flushed before the footer is written; until then the old footer is the valid
+ * one (a crash leaves bytes after it, which a reader skips and the next write cuts off). A path
+ * written again (`index.json`) names its new object; the old one becomes dead bytes, which
+ * `gc` drops by rewriting the file.
+ *
+ * Each object is streamed in: a header placeholder, the content (CRC32C and size counted on
+ * the way, encrypted as it goes when the file is), then the header written in place. Small
+ * documents may be zstd-compressed in memory, kept only when smaller (as the C writer does).
+ */
+import { randomBytes } from 'node:crypto'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import type { Readable } from 'node:stream'
+import zlib from 'node:zlib'
+import { NotSupportedError, OcikitError } from '../../errors.ts'
+import { BfcFile } from './container.ts'
+import { bfcCrc } from './crc32c.ts'
+import { type BfcKeySource, deriveKey, EncryptStream } from './crypto.ts'
+import {
+  align16,
+  type BfcEntry,
+  encodeFooter,
+  encodeHeader,
+  encodeIndex,
+  encodeObjectHead,
+  FEATURE_AEAD,
+  FEATURE_ZSTD,
+  HEADER_SIZE,
+  isBfcPath,
+  OBJECT_HEADER_SIZE,
+  objectSize,
+  S_IFDIR,
+  S_IFREG,
+  TYPE_DIR,
+  TYPE_FILE,
+} from './format.ts'
+
+/** How to write a BFC file. */
+export interface BfcWriteOptions {
+  /** Where the key comes from: for a new file when `encrypt` is set, and for appending to an encrypted one. */
+  key?: BfcKeySource | undefined
+  /** Encrypt every file object of a new file (needs `key`). */
+  encrypt?: boolean | undefined
+  /** zstd-compress documents (manifests, configs, index.json) where it makes them smaller. */
+  compress?: boolean | undefined
+  /** zstd level for documents (default 3, as BFC's tool). */
+  level?: number | undefined
+}
+
+/** Files smaller than this are never compressed (the C tool's default threshold). */
+const COMPRESS_THRESHOLD = 64
+/** Times of the objects ocikit writes: the layout's files carry no time of their own. */
+const MTIME_NS = 0n
+
+let lockfileModule: Promise<typeof import('proper-lockfile')> | undefined
+function loadLockfile(): Promise<typeof import('proper-lockfile')> {
+  lockfileModule ??= import('proper-lockfile').then((m) => m.default)
+  return lockfileModule
+}
+
+/** One write into a BFC file: begun, objects added, then finished or discarded. */
+export class BfcWriter {
+  readonly name: string
+  readonly #target: string
+  readonly #file: string
+  readonly #fh: fs.FileHandle
+  readonly #isNew: boolean
+  readonly #start: number
+  readonly #release: () => Promise<void>
+  readonly #o: BfcWriteOptions
+  readonly #entries: Map<string, BfcEntry>
+  readonly #key: Buffer | undefined
+  readonly #salt: Buffer | undefined
+  #pos: number
+  #features: bigint
+  #done = false
+  /** Objects are written one after another, whoever asks: each waits for the one before. */
+  #queue: Promise<unknown> = Promise.resolve()
+
+  private constructor(v: {
+    name: string
+    target: string
+    file: string
+    fh: fs.FileHandle
+    isNew: boolean
+    start: number
+    release: () => Promise<void>
+    o: BfcWriteOptions
+    entries: Map<string, BfcEntry>
+    key: Buffer | undefined
+    salt: Buffer | undefined
+    features: bigint
+  }) {
+    this.name = v.name
+    this.#target = v.target
+    this.#file = v.file
+    this.#fh = v.fh
+    this.#isNew = v.isNew
+    this.#start = v.start
+    this.#pos = v.start
+    this.#release = v.release
+    this.#o = v.o
+    this.#entries = v.entries
+    this.#key = v.key
+    this.#salt = v.salt
+    this.#features = v.features
+  }
+
+  /**
+   * Begins a write of `file`: takes its lock; an existing file is opened (at its last valid
+   * footer, cutting off what a crashed write left after it), a new one started beside it.
+   */
+  static async begin(file: string, name: string, o: BfcWriteOptions = {}): Promise<BfcWriter> {
+    const target = path.resolve(file)
+    await fs.mkdir(path.dirname(target), { recursive: true })
+    const lockfile = await loadLockfile()
+    const release = await lockfile.lock(target, {
+      realpath: false,
+      stale: 30_000,
+      update: 5_000,
+      retries: { retries: 200, factor: 1.3, minTimeout: 10, maxTimeout: 500, randomize: true },
+    })
+    try {
+      const exists = await fs.stat(target).then(
+        () => true,
+        () => false,
+      )
+      if (exists) {
+        const old = await BfcFile.open(target, name, { key: o.key })
+        if (o.encrypt && !old.encrypted)
+          throw new NotSupportedError(`${name} is not encrypted, and a BFC file is encrypted or not from its start; write to a new file to encrypt`)
+        const key = old.encrypted ? await old.key() : undefined
+        const fh = await fs.open(target, 'r+')
+        // What a write cut off before its footer left: no reader sees it, the next footer would hide it.
+        if (old.recovered > 0) await fh.truncate(old.end)
+        return new BfcWriter({
+          name,
+          target,
+          file: target,
+          fh,
+          isNew: false,
+          start: old.end,
+          release,
+          o,
+          entries: new Map(old.entries),
+          key,
+          salt: undefined,
+          features: old.header.features,
+        })
+      }
+      if (o.encrypt && !o.key)
+        throw new OcikitError('KEY_REQUIRED', `${name}: encrypting needs a password (OCIKIT_BFC_PASSWORD, or at the prompt) or a key file (--key-file FILE)`)
+      const salt = o.encrypt && o.key && 'password' in o.key ? randomBytes(32) : Buffer.alloc(32)
+      const key = o.encrypt && o.key ? await deriveKey(o.key, salt) : undefined
+      const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${randomBytes(6).toString('hex')}`)
+      const fh = await fs.open(tmp, 'wx')
+      await fh.write(Buffer.alloc(HEADER_SIZE), 0, HEADER_SIZE, 0)
+      return new BfcWriter({
+        name,
+        target,
+        file: tmp,
+        fh,
+        isNew: true,
+        start: HEADER_SIZE,
+        release,
+        o,
+        entries: new Map(),
+        key,
+        salt,
+        features: key ? FEATURE_AEAD : 0n,
+      })
+    } catch (e) {
+      await release().catch(() => {})
+      throw e
+    }
+  }
+
+  /** Whether the file holds `p` (before this write or added by it). */
+  has(p: string): boolean {
+    return this.#entries.has(p)
+  }
+
+  /** The paths the file holds. */
+  paths(): string[] {
+    return [...this.#entries.keys()]
+  }
+
+  /** Runs `f` after every object write asked for before it has ended. */
+  #serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(f, f)
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  /** Adds a directory entry (mode 0755) unless the file has it. */
+  addDir(p: string): Promise<void> {
+    return this.#serial(() => this.#addDir(p))
+  }
+
+  async #addDir(p: string): Promise<void> {
+    if (this.#entries.has(p)) return
+    this.#checkPath(p)
+    const head = encodeObjectHead({ path: p, type: TYPE_DIR, mode: S_IFDIR | 0o755, mtimeNs: MTIME_NS, comp: 0, enc: 0, origSize: 0, crc: 0, encSize: 0 })
+    await this.#write(head)
+    this.#record({
+      path: p,
+      type: TYPE_DIR,
+      objOffset: this.#pos - head.length,
+      objSize: head.length,
+      mode: S_IFDIR | 0o755,
+      mtimeNs: MTIME_NS,
+      comp: 0,
+      enc: 0,
+      origSize: 0,
+      crc: 0,
+    })
+  }
+
+  /** Adds (or replaces) a file from bytes in memory, zstd-compressed when asked and smaller. */
+  addBytes(p: string, bytes: Uint8Array, o: { compressible?: boolean } = {}): Promise<void> {
+    return this.#serial(() => this.#addBytes(p, bytes, o))
+  }
+
+  async #addBytes(p: string, bytes: Uint8Array, o: { compressible?: boolean }): Promise<void> {
+    this.#checkPath(p)
+    const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    let stored = data
+    let comp = 0
+    if (this.#o.compress && o.compressible && data.length >= COMPRESS_THRESHOLD) {
+      const z = zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: this.#o.level ?? 3 } })
+      if (z.length < data.length) {
+        stored = z
+        comp = 1
+      }
+    }
+    await this.#object(p, data.length, bfcCrc(data), comp, async (write) => {
+      await write(stored)
+    })
+  }
+
+  /** Adds (or replaces) a file from a stream, never holding it whole; its CRC32C and size are counted on the way. */
+  addStream(p: string, content: Readable): Promise<void> {
+    return this.#serial(() => this.#addStream(p, content))
+  }
+
+  async #addStream(p: string, content: Readable): Promise<void> {
+    this.#checkPath(p)
+    let crc = 0
+    let size = 0
+    await this.#object(
+      p,
+      () => size,
+      () => crc,
+      0,
+      async (write) => {
+        for await (const c of content) {
+          const b = c as Buffer
+          crc = bfcCrc(b, crc)
+          size += b.length
+          await write(b)
+        }
+      },
+    )
+  }
+
+  #checkPath(p: string): void {
+    if (!isBfcPath(p)) throw new OcikitError('INVALID_ARGUMENT', `${this.name}: ${JSON.stringify(p)} is not a path BFC stores unchanged`)
+    if (this.#done) throw new OcikitError('INVALID_ARGUMENT', `${this.name}: the write has ended`)
+  }
+
+  /** Writes one file object: a placeholder header, the content (encrypted when the file is), then the header in place. */
+  async #object(
+    p: string,
+    size: number | (() => number),
+    crc: number | (() => number),
+    comp: number,
+    body: (write: (b: Buffer) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
+    const at = this.#pos
+    const headLength = align16(OBJECT_HEADER_SIZE + Buffer.byteLength(p))
+    await this.#write(Buffer.alloc(headLength))
+    let encSize = 0
+    const enc = this.#key ? 1 : 0
+    if (this.#key) {
+      const cipher = new EncryptStream(this.#key, p)
+      const out: Promise<void> = (async () => {
+        for await (const c of cipher) {
+          encSize += (c as Buffer).length
+          await this.#write(c as Buffer)
+        }
+      })()
+      const feed = async (b: Buffer) => {
+        if (!cipher.write(b)) await new Promise<void>((r) => cipher.once('drain', r))
+      }
+      try {
+        await body(feed)
+        cipher.end()
+      } catch (e) {
+        cipher.destroy(e as Error)
+        await out.catch(() => {})
+        throw e
+      }
+      await out
+    } else {
+      await body(async (b) => {
+        encSize += b.length
+        await this.#write(b)
+      })
+    }
+    const origSize = typeof size === 'function' ? size() : size
+    const crcValue = typeof crc === 'function' ? crc() : crc
+    const mode = S_IFREG | 0o644
+    const head = encodeObjectHead({ path: p, type: TYPE_FILE, mode, mtimeNs: MTIME_NS, comp, enc, origSize, crc: crcValue, encSize })
+    await this.#fh.write(head, 0, head.length, at)
+    if (comp) this.#features |= FEATURE_ZSTD
+    this.#record({
+      path: p,
+      type: TYPE_FILE,
+      objOffset: at,
+      objSize: objectSize(TYPE_FILE, Buffer.byteLength(p), encSize),
+      mode,
+      mtimeNs: MTIME_NS,
+      comp,
+      enc,
+      origSize,
+      crc: crcValue,
+    })
+  }
+
+  async #write(b: Buffer): Promise<void> {
+    let off = 0
+    while (off < b.length) {
+      const { bytesWritten } = await this.#fh.write(b, off, b.length - off, this.#pos)
+      off += bytesWritten
+      this.#pos += bytesWritten
+    }
+  }
+
+  #record(e: BfcEntry): void {
+    this.#entries.set(e.path, e)
+  }
+
+  /** Writes the index and the footer (flushing the objects first), and renames a new file into place. */
+  async finish(): Promise<void> {
+    await this.#queue
+    this.#done = true
+    try {
+      const index = encodeIndex([...this.#entries.values()])
+      const indexAt = this.#pos
+      await this.#write(index)
+      await this.#fh.sync()
+      await this.#write(encodeFooter(indexAt, index))
+      if (this.#isNew) await this.#fh.write(encodeHeader({ features: this.#features, salt: this.#salt }), 0, HEADER_SIZE, 0)
+      await this.#fh.sync()
+      await this.#fh.close()
+      if (this.#isNew) await fs.rename(this.#file, this.#target)
+    } catch (e) {
+      await this.#undo()
+      throw e
+    } finally {
+      await this.#release().catch(() => {})
+    }
+  }
+
+  /** Takes back what this write added: a new file is removed, an existing one cut back to where it ended. */
+  async discard(): Promise<void> {
+    if (this.#done) return
+    this.#done = true
+    await this.#queue
+    try {
+      await this.#undo()
+    } finally {
+      await this.#release().catch(() => {})
+    }
+  }
+
+  async #undo(): Promise<void> {
+    if (this.#isNew) {
+      await this.#fh.close().catch(() => {})
+      await fs.rm(this.#file, { force: true })
+      return
+    }
+    await this.#fh.truncate(this.#start).catch(() => {})
+    await this.#fh.close().catch(() => {})
+  }
+}
