@@ -22,6 +22,7 @@ import type { BlobSource, Image, ImageIndex, ImageOrIndex } from './image/types.
 import { eachChild } from './image/view.ts'
 import { parseName } from './name/parse.ts'
 import { OncePerKey } from './once.ts'
+import type { BfcOptions } from './stores/bfc/store.ts'
 import { storeFor } from './stores/open.ts'
 import type { RegistryOptions } from './stores/registry/transport.ts'
 import type { ImageSink, WriteOptions } from './stores/types.ts'
@@ -151,6 +152,8 @@ export interface CopyOptions extends WriteOptions, ConvertOptions {
   platform?: Platform | undefined
   /** How to reach registries (insecure hosts, credentials, retries). */
   registry?: RegistryOptions | undefined
+  /** The key of encrypted `bfc:` files (source or destination), and whether a new one is encrypted or compressed. */
+  bfc?: BfcOptions | undefined
   /** Told what the copy decided on its own (compressing a docker-save archive's layers for a registry). */
   onNotice?: ((message: string) => void) | undefined
 }

@@ -60,15 +60,18 @@ class ContentCheck extends Transform {
   }
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.#n += chunk.length
-    if (this.#n > this.size) return cb(badBfc(this.what, `more than its ${this.size} bytes`))
+    if (this.#n > this.size) {
+      cb(badBfc(this.what, `more than its ${this.size} bytes`))
+      return
+    }
     this.#crc = bfcCrc(chunk, this.#crc)
     cb(null, chunk)
   }
   override _flush(cb: TransformCallback): void {
-    if (this.#n !== this.size) return cb(badBfc(this.what, `${this.#n} bytes where the index says ${this.size}`))
-    if (this.#crc !== this.crc)
-      return cb(badBfc(this.what, `CRC32C 0x${this.#crc.toString(16).padStart(8, '0')} where 0x${this.crc.toString(16).padStart(8, '0')} was stored`))
-    cb()
+    if (this.#n !== this.size) cb(badBfc(this.what, `${this.#n} bytes where the index says ${this.size}`))
+    else if (this.#crc !== this.crc)
+      cb(badBfc(this.what, `CRC32C 0x${this.#crc.toString(16).padStart(8, '0')} where 0x${this.crc.toString(16).padStart(8, '0')} was stored`))
+    else cb()
   }
 }
 

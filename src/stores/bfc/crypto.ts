@@ -96,7 +96,10 @@ export class DecryptStream extends Transform {
     let c = chunk
     if (!this.#decipher) {
       this.#head = Buffer.concat([this.#head, c])
-      if (this.#head.length < NONCE_SIZE) return cb()
+      if (this.#head.length < NONCE_SIZE) {
+        cb()
+        return
+      }
       this.#decipher = createDecipheriv('chacha20-poly1305', this.#key, this.#head.subarray(0, NONCE_SIZE), { authTagLength: TAG_SIZE })
       this.#decipher.setAAD(Buffer.from(this.#path), { plaintextLength: 0 })
       c = this.#head.subarray(NONCE_SIZE)
