@@ -122,7 +122,7 @@ test('errors: one clear line, non-zero exit, stack only with --debug, nothing ch
     [['config', '--platform', 'linux/s390x', `oci:${dir}:multi`], /no image for platform linux\/s390x; available: linux\/amd64, linux\/arm64\/v8/],
     [['inspect', 'dir:/x'], /unknown transport 'dir'/],
     [['tag', `oci:${dir}:v1`, 'bad tag'], /invalid tag/],
-    [['inspect', 'bfc:x.bfc'], /bfc store is not supported yet/],
+    [['inspect', 'bfc:x.bfc'], /bfc:x.bfc: no such file x.bfc/],
     [['gc', `oci:${dir}:v1`], /whole layout/],
     [['ls', '127.0.0.1:1/app'], /use 'ocikit tags 127\.0\.0\.1:1\/app'/],
     [['tag', '127.0.0.1:1/app:v1', 'a:b'], /invalid tag 'a:b'.*at most 128/],
