@@ -131,14 +131,12 @@ test('writing to a digest name or a non-layout directory is refused without chan
   assert.deepEqual(await snapshot(dir), before)
 })
 
-test('stores not built yet say so with the name', async () => {
-  for (const n of ['bfc:x.bfc']) {
-    await assert.rejects(
-      read(n),
-      (e) => isOcikitError(e, 'NOT_SUPPORTED') && /not supported yet/.test(e.message) && e.message.includes(n.split(':')[0] as string),
-      n,
-    )
+test('a file store whose file does not exist says so with the name, and creates nothing', async (t) => {
+  const dir = await tempDir(t)
+  for (const n of [`bfc:${dir}/x.bfc`, `oci-archive:${dir}/x.tar`]) {
+    await assert.rejects(read(n), (e) => isOcikitError(e) && e.message.includes(n) && /no such file|does not exist|ENOENT/.test(e.message), n)
   }
+  assert.deepEqual(await fs.readdir(dir), [])
 })
 
 test('nested indexes: platform resolution through two levels, copy, fsck', async (t) => {
