@@ -161,7 +161,7 @@ export async function fsck(name: string, o: { signal?: AbortSignal; bfc?: BfcOpt
   return storeFor(parseName(name), o).fsck(o)
 }
 
-/** Removes unreachable blobs from a store that keeps its own (an OCI layout, `oci:DIR`). */
-export async function gc(name: string, o: GcOptions = {}): Promise<GcReport> {
-  return storeFor(parseName(name)).gc(o)
+/** Removes unreachable blobs from a store that keeps its own (an OCI layout `oci:DIR`; a BFC file `bfc:FILE`, rewritten without them). */
+export async function gc(name: string, o: GcOptions & { bfc?: BfcOptions | undefined } = {}): Promise<GcReport> {
+  return storeFor(parseName(name), o).gc(o)
 }

@@ -33,7 +33,7 @@ export function register(program: Command): void {
   program
     .command('gc')
     .description('delete blobs that no tag or index entry reaches')
-    .argument('<layout>', 'an OCI layout, oci:DIR')
+    .argument('<store>', 'an OCI layout, oci:DIR, or a BFC file, bfc:FILE (rewritten without unreachable blobs and dead bytes)')
     .option('--dry-run', 'list what would be deleted, delete nothing')
     .addOption(
       new Option('--grace <duration>', 'keep unreferenced blobs younger than this: another process may still be writing them (0 to delete all)')
@@ -42,7 +42,7 @@ export function register(program: Command): void {
     )
     .addOption(jsonOption())
     .action(async (layout: string, o: { dryRun?: boolean; grace: number; json?: boolean }) => {
-      const r = await gc(layout, { dryRun: o.dryRun, graceMs: o.grace })
+      const r = await gc(layout, { dryRun: o.dryRun, graceMs: o.grace, ...storeOptions(program) })
       if (o.json) {
         printJson(r)
         return

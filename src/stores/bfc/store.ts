@@ -25,7 +25,7 @@ import type { CommitResult, FsckProblem, ImageSink, ListedEntry, PutBlobOptions,
 import { BfcFile } from './container.ts'
 import type { BfcKeySource } from './crypto.ts'
 import { comparePaths, isBfcPath, TYPE_DIR } from './format.ts'
-import { type BfcWriteOptions, BfcWriter } from './writer.ts'
+import { type BfcWriteOptions, BfcWriter, compactBfc } from './writer.ts'
 
 /** Largest `index.json` read from a BFC file. */
 const MAX_INDEX_JSON = 64 * 1024 * 1024
@@ -236,8 +236,29 @@ export function bfcStore(n: ArchiveName, o: BfcOptions = {}): Store {
       const problems = [...structure, ...views.problems]
       return { ...views, ok: problems.length === 0, problems }
     },
-    gc: async () => {
-      throw new OcikitError('NOT_SUPPORTED', `${name}: gc of a BFC file is not built yet; copy its images into a new file to drop dead bytes`)
+    gc: async (g) => {
+      // What the tags reach: every manifest, config and layer, through nested indexes.
+      const { file, src, index } = await open()
+      const live = new Set<string>(['oci-layout', 'index.json'])
+      const reach = async (x: ImageOrIndex): Promise<void> => {
+        const d = await x.digest()
+        if (live.has(blobEntryName(d))) return
+        live.add(blobEntryName(d))
+        if (x.kind === 'index') {
+          for (const c of (await x.manifest()).manifests) await reach(isIndexType(c.mediaType) ? await x.index(c.digest) : await x.image(c.digest))
+          return
+        }
+        const m = await x.manifest()
+        for (const b of [m.config, ...m.layers]) live.add(blobEntryName(b.digest))
+      }
+      for (const d of index.manifests) await reach(await openView(src, d))
+      const keep = (e: { path: string; type: number }) => e.type === TYPE_DIR || live.has(e.path)
+      const gone = [...file.entries.values()].filter((e) => !keep(e))
+      const removed = gone.map((e) => ({ digest: `sha256:${e.path.split('/').at(-1)}` as Digest, size: e.origSize }))
+      if (g?.dryRun) return { removed, bytes: removed.reduce((n, r) => n + r.size, 0), keptRecent: 0, tempsRemoved: 0, dryRun: true }
+      // Under the file's lock, which every write holds from its first object to its footer.
+      const r = await compactBfc(n.path, name, keep)
+      return { removed, bytes: r.before - r.after, keptRecent: 0, tempsRemoved: 0, dryRun: false }
     },
   }
 }

@@ -388,3 +388,67 @@ export class BfcWriter {
     await this.#fh.close().catch(() => {})
   }
 }
+
+/**
+ * Rewrites a BFC file with only the entries `keep` accepts, dropping dead bytes (objects no index
+ * names any more) too: under the file's lock, into a new file beside it, renamed into place.
+ * Objects are copied byte for byte (an encrypted one stays valid: its associated data is its
+ * path, which does not change), with the old header (salt and all), so no key is needed.
+ * Returns the entries dropped and the bytes saved.
+ */
+export async function compactBfc(file: string, name: string, keep: (e: BfcEntry) => boolean): Promise<{ dropped: BfcEntry[]; before: number; after: number }> {
+  const target = path.resolve(file)
+  const lockfile = await loadLockfile()
+  const release = await lockfile.lock(target, {
+    realpath: false,
+    stale: 30_000,
+    update: 5_000,
+    retries: { retries: 200, factor: 1.3, minTimeout: 10, maxTimeout: 500, randomize: true },
+  })
+  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${randomBytes(6).toString('hex')}`)
+  try {
+    const old = await BfcFile.open(target, name)
+    const src = await fs.open(target, 'r')
+    const out = await fs.open(tmp, 'wx')
+    try {
+      const header = Buffer.alloc(HEADER_SIZE)
+      await src.read(header, 0, HEADER_SIZE, 0)
+      await out.write(header, 0, HEADER_SIZE, 0)
+      let pos = HEADER_SIZE
+      const kept: BfcEntry[] = []
+      const dropped: BfcEntry[] = []
+      const buf = Buffer.alloc(1 << 20)
+      for (const e of [...old.entries.values()].sort((a, b) => a.objOffset - b.objOffset)) {
+        if (!keep(e)) {
+          dropped.push(e)
+          continue
+        }
+        for (let done = 0; done < e.objSize; ) {
+          const n = Math.min(buf.length, e.objSize - done)
+          const { bytesRead } = await src.read(buf, 0, n, e.objOffset + done)
+          if (bytesRead === 0) throw new OcikitError('INVALID_BFC', `${name}: ${e.path} is cut short`)
+          await out.write(buf, 0, bytesRead, pos + done)
+          done += bytesRead
+        }
+        kept.push({ ...e, objOffset: pos })
+        pos += e.objSize
+      }
+      const index = encodeIndex(kept)
+      await out.write(index, 0, index.length, pos)
+      const footer = encodeFooter(pos, index)
+      await out.write(footer, 0, footer.length, pos + index.length)
+      await out.sync()
+      await out.close()
+      await fs.rename(tmp, target)
+      return { dropped, before: old.end, after: pos + index.length + footer.length }
+    } finally {
+      await src.close()
+      await out.close().catch(() => {})
+    }
+  } catch (e) {
+    await fs.rm(tmp, { force: true })
+    throw e
+  } finally {
+    await release().catch(() => {})
+  }
+}

@@ -215,6 +215,34 @@ describe('bfc: writing', () => {
   })
 })
 
+describe('bfc: gc', () => {
+  test('gc drops what no tag reaches and the dead bytes, keeps every tagged image byte-identical, works on encrypted files without re-encrypting; --dry-run changes nothing', async (t) => {
+    const dir = await tempDir(t)
+    const bfc = { key: { key: Buffer.alloc(32, 3) }, encrypt: true, compress: true }
+    const keep = await randomIndex({ seed: 51, layers: 1 })
+    const drop = await randomImage({ seed: 52, layers: 2, layerSize: 50_000 })
+    await write(`bfc:${dir}/g.bfc:keep`, keep, { bfc })
+    await write(`bfc:${dir}/g.bfc:drop`, drop, { bfc })
+    await write(`bfc:${dir}/g.bfc:keep`, keep, { bfc }) // index.json written a third time: two dead copies
+    const { untag, gc } = await import('../../../src/api.ts')
+    await untag(`bfc:${dir}/g.bfc:drop`, { bfc })
+    const before = await fs.readFile(`${dir}/g.bfc`)
+    const dry = await gc(`bfc:${dir}/g.bfc`, { dryRun: true, bfc })
+    assert.equal(dry.removed.length, 4, 'the dropped image: manifest, config and two layers')
+    assert.deepEqual(await fs.readFile(`${dir}/g.bfc`), before)
+    const r = await gc(`bfc:${dir}/g.bfc`, { bfc })
+    assert.deepEqual(
+      r.removed.map((x) => x.digest).sort(),
+      [await drop.digest(), (await drop.manifest()).config.digest, ...(await drop.manifest()).layers.map((l) => l.digest)].sort(),
+    )
+    assert.ok(r.bytes > 100_000, `saved ${r.bytes} bytes`)
+    assert.ok((await fs.stat(`${dir}/g.bfc`)).size < before.length - 100_000)
+    assert.equal(await (await read(`bfc:${dir}/g.bfc:keep`, { bfc })).digest(), await keep.digest())
+    assert.equal((await fsck(`bfc:${dir}/g.bfc`, { bfc })).ok, true)
+    await assert.rejects(read(`bfc:${dir}/g.bfc:drop`, { bfc }), code('MANIFEST_UNKNOWN'))
+  })
+})
+
 describe('bfc: bad files are clear errors', () => {
   async function good(t: import('node:test').TestContext): Promise<{ dir: string; bytes: Buffer; f: BfcFile }> {
     const dir = await tempDir(t)
