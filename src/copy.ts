@@ -15,7 +15,7 @@ import { type ConvertOptions, convert } from './convert.ts'
 import type { Digest } from './digest.ts'
 import { isNondistributableType } from './documents/media-types.ts'
 import type { Descriptor, Platform } from './documents/schemas.ts'
-import { isOcikitError, NotFoundError } from './errors.ts'
+import { isOcikitError, NotFoundError, OcikitError } from './errors.ts'
 import { sourceOf } from './image/partial.ts'
 import { imageForPlatform } from './image/platform.ts'
 import type { BlobSource, Image, ImageIndex, ImageOrIndex } from './image/types.ts'
@@ -180,4 +180,35 @@ export async function copy(src: string, dst: string, o: CopyOptions = {}): Promi
   }
   if (o.format || compression) x = await convert(x, { ...o, compression })
   return writeTo(sink, x, o)
+}
+
+/** A name with `tag` as its tag, for the stores whose names end in `:TAG` (layouts, OCI archives, BFC files). */
+function withTag(name: string, tag: string, what: string): string {
+  const n = parseName(name)
+  const tagged = n.transport === 'oci' ? n.tag !== undefined || n.digest !== undefined : n.transport === 'registry' ? true : n.ref !== undefined
+  if (n.transport === 'registry' || n.transport === 'docker-archive') {
+    throw new OcikitError(
+      'NOT_SUPPORTED',
+      `${what} ${name}: copying every tag works between OCI layouts, OCI archives and BFC files (oci:, oci-archive:, bfc:)`,
+    )
+  }
+  if (tagged) throw new OcikitError('INVALID_NAME', `${what} ${name}: name the store without a tag to copy every tag`)
+  return `${name}:${tag}`
+}
+
+/**
+ * Copies every tagged image and index of a store into another, under the same tags (layouts,
+ * OCI archives and BFC files; names without a tag). Blobs the images share go once when the
+ * destination is a layout or a BFC file (each later copy finds them there). Returns what was
+ * written, tag by tag; a failure stops at that tag, with the ones before it written.
+ */
+export async function copyTags(src: string, dst: string, o: CopyOptions = {}): Promise<{ tag: string; descriptor: Descriptor }[]> {
+  withTag(dst, 'x', 'destination')
+  withTag(src, 'x', 'source')
+  const entries = await storeFor(parseName(src), o).list()
+  const tags = entries.map((e) => e.tag).filter((t): t is string => t !== undefined)
+  if (tags.length === 0) throw new OcikitError('MANIFEST_UNKNOWN', `${src}: no tagged image to copy`)
+  const out: { tag: string; descriptor: Descriptor }[] = []
+  for (const tag of tags) out.push({ tag, descriptor: await copy(withTag(src, tag, 'source'), withTag(dst, tag, 'destination'), o) })
+  return out
 }

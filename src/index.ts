@@ -38,7 +38,7 @@ export { type NodeProject, type PackageManager, readNodeProject } from './build/
 export { GC_STEP, setGarbageCollector } from './collector.ts'
 export { compressionOf, compressor, decompressor } from './compress.ts'
 export { type ConvertOptions, convert, convertImage, convertIndex } from './convert.ts'
-export { writeTo } from './copy.ts'
+export { copyTags, writeTo } from './copy.ts'
 export { type Digest, type DigestAlgorithm, DigestingStream, digestOf, isDigest, parseDigest, verifyingStream } from './digest.ts'
 export { canonicalJson } from './documents/canonical.ts'
 export {
@@ -116,6 +116,9 @@ export { OciLayout } from './stores/layout/layout.ts'
 export { LayoutSink } from './stores/layout/store.ts'
 export { MemoryStore } from './stores/memory/store.ts'
 export { REF_NAME } from './stores/oci-index.ts'
+export { BfcFile } from './stores/bfc/container.ts'
+export type { BfcKeySource } from './stores/bfc/crypto.ts'
+export { type BfcOptions, bfcStore } from './stores/bfc/store.ts'
 export { STORES, storeFor } from './stores/open.ts'
 export type { RegistryOptions } from './stores/registry/transport.ts'
 export type {

@@ -1,9 +1,10 @@
 import { type Command, Option } from 'commander'
 import { copy } from '../../api.ts'
+import { copyTags } from '../../copy.ts'
 import type { Platform } from '../../documents/schemas.ts'
 import { OcikitError } from '../../errors.ts'
 import { jsonOption, platformOption, storeOptions } from '../options.ts'
-import { printNotice } from '../output.ts'
+import { printable, printNotice } from '../output.ts'
 import { runTransfer } from '../transfer.ts'
 
 export function register(program: Command): void {
@@ -14,6 +15,7 @@ export function register(program: Command): void {
     .argument('<dst>', 'destination name, e.g. oci:./b:v1 or ghcr.io/me/app:v1')
     .addOption(platformOption('copy only the image for this platform out of an index'))
     .option('--all-platforms', 'copy every platform of an index (the default when --platform is not given)')
+    .option('--all-tags', 'copy every tag of a store (oci:DIR, oci-archive:FILE, bfc:FILE, named without a tag) under the same tags')
     .addOption(new Option('--format <format>', 'convert the manifest format (default: keep)').choices(['oci', 'docker']))
     .addOption(new Option('--compression <kind>', 'recompress layers (default: keep; same diffIDs)').choices(['gzip', 'zstd']))
     .option('--encrypt', 'a new bfc: destination is encrypted (password from $OCIKIT_BFC_PASSWORD or a prompt, or the global --key-file)')
@@ -34,9 +36,22 @@ export function register(program: Command): void {
           compression?: 'gzip' | 'zstd'
           encrypt?: boolean
           compress?: boolean
+          allTags?: boolean
         },
       ) => {
         if (o.platform && o.allPlatforms) throw new OcikitError('INVALID_ARGUMENT', '--platform and --all-platforms exclude each other')
+        if (o.allTags) {
+          const copied = await copyTags(src, dst, {
+            platform: o.platform,
+            format: o.format,
+            compression: o.compression,
+            ...storeOptions(program, o),
+            onNotice: printNotice,
+          })
+          if (o.json) process.stdout.write(`${JSON.stringify(copied, null, 2)}\n`)
+          else if (!o.quiet) for (const c of copied) process.stdout.write(`${printable(dst)}:${printable(c.tag)} ${c.descriptor.digest}\n`)
+          return
+        }
         await runTransfer(`copy ${src} to ${dst}`, dst, o, async (io) => ({
           descriptor: await copy(src, dst, {
             platform: o.platform,

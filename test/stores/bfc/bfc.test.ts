@@ -215,6 +215,33 @@ describe('bfc: writing', () => {
   })
 })
 
+describe('bfc: every tag at once', () => {
+  test('copyTags copies every tag of a layout into a BFC file and back; a tagged or registry name is refused before anything is written', async (t) => {
+    const dir = await tempDir(t)
+    const a = await randomImage({ seed: 61 })
+    const b = await randomIndex({ seed: 62 })
+    await write(`oci:${dir}/l:a`, a)
+    await write(`oci:${dir}/l:b`, b)
+    const { copyTags } = await import('../../../src/copy.ts')
+    const copied = await copyTags(`oci:${dir}/l`, `bfc:${dir}/all.bfc`, { bfc: { compress: true } })
+    assert.deepEqual(
+      copied.map((c) => [c.tag, c.descriptor.digest]),
+      [
+        ['a', await a.digest()],
+        ['b', await b.digest()],
+      ],
+    )
+    await copyTags(`bfc:${dir}/all.bfc`, `oci:${dir}/back`)
+    assert.deepEqual(
+      (await list(`oci:${dir}/back`)).map((e) => [e.tag, e.descriptor.digest]),
+      copied.map((c) => [c.tag, c.descriptor.digest]),
+    )
+    await assert.rejects(copyTags(`oci:${dir}/l:a`, `bfc:${dir}/x.bfc`), code('INVALID_NAME', /without a tag/))
+    await assert.rejects(copyTags('localhost:5000/app', `bfc:${dir}/x.bfc`), code('NOT_SUPPORTED'))
+    await assert.rejects(fs.stat(`${dir}/x.bfc`), { code: 'ENOENT' })
+  })
+})
+
 describe('bfc: gc', () => {
   test('gc drops what no tag reaches and the dead bytes, keeps every tagged image byte-identical, works on encrypted files without re-encrypting; --dry-run changes nothing', async (t) => {
     const dir = await tempDir(t)
