@@ -5,6 +5,6 @@ import path from 'node:path'
 // The benchmarks measure the built library, as users run it.
 execFileSync('npm', ['run', '--silent', 'build'], { cwd: path.join(import.meta.dirname, '..'), stdio: 'inherit' })
 
-for (const b of ['startup.ts', 'layer.ts', 'registry.ts', 'archive.ts', 'build.ts']) {
+for (const b of ['startup.ts', 'layer.ts', 'registry.ts', 'archive.ts', 'build.ts', 'bfc.ts']) {
   execFileSync(process.execPath, [path.join(import.meta.dirname, b), ...process.argv.slice(2)], { stdio: 'inherit' })
 }

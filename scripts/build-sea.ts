@@ -32,7 +32,7 @@ await build({
   format: 'cjs',
   target: 'node24',
   logLevel: 'warning',
-  external: ['fs-xattr', '@node-rs/crc32'],
+  external: ['fs-xattr', '@node-rs/crc32', 'hash-wasm'],
   define: { OCIKIT_BUILD_VERSION: JSON.stringify(version), 'import.meta.url': 'OCIKIT_MAIN_URL' },
   banner: { js: "const OCIKIT_MAIN_URL = require('node:url').pathToFileURL(__filename).href;" },
 })

@@ -73,8 +73,8 @@ const result = await build({
   sourcemap: 'linked',
   logLevel: 'warning',
   write: false,
-  // Native addons, loaded from node_modules when present (fs-xattr is optional; @node-rs/crc32 has a JavaScript fallback).
-  external: ['fs-xattr', '@node-rs/crc32'],
+  // Native addons, loaded from node_modules when present (fs-xattr is optional; @node-rs/crc32 has a JavaScript fallback) and hash-wasm, large and needed only on a Node without crypto.argon2.
+  external: ['fs-xattr', '@node-rs/crc32', 'hash-wasm'],
   plugins: [lazyChildProcess, builtinsByGetter],
   // For a require() the plugins do not resolve at build time (an external package).
   banner: { js: "const require = process.getBuiltinModule('node:module').createRequire(import.meta.url);" },

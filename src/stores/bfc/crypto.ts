@@ -3,13 +3,12 @@
  * of the ciphertext and the 16-byte tag after it, the entry's path as associated data; one key per
  * file, from a password through Argon2id (v1.3, t=3, 64 MiB, p=1, the first 16 bytes of the
  * header's salt, as libsodium's crypto_pwhash reads them) or the first 32 bytes of a key file.
- * Argon2id comes from hash-wasm (WebAssembly): Node has one built in only from 24.7, and ocikit
- * runs on 22.15.
+ * Argon2id is Node's own from 24.7; on older Nodes (ocikit runs on 22.15) hash-wasm's
+ * (WebAssembly), an external module of the bundled CLI, loaded only then.
  */
 import { createCipheriv, createDecipheriv, type DecipherChaCha20Poly1305, randomBytes } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { Transform, type TransformCallback } from 'node:stream'
-import { argon2id } from 'hash-wasm'
 import { OcikitError } from '../../errors.ts'
 
 export const NONCE_SIZE = 12
@@ -35,15 +34,26 @@ export async function deriveKey(source: BfcKeySource, salt: Buffer): Promise<Buf
   }
   const password = await source.password()
   if (password.length === 0) throw new OcikitError('INVALID_ARGUMENT', 'the BFC password is empty')
-  const hex = await argon2id({
-    password,
-    salt: salt.subarray(0, 16),
-    parallelism: 1,
-    iterations: 3,
-    memorySize: 65536,
-    hashLength: KEY_SIZE,
-    outputType: 'hex',
-  })
+  return argon2idKey(typeof password === 'string' ? Buffer.from(password) : Buffer.from(password), salt.subarray(0, 16))
+}
+
+/**
+ * Argon2id as libsodium's crypto_pwhash computes it for BFC (v1.3, 3 passes, 64 MiB, one lane,
+ * 32 bytes): Node's own where it has one (24.7 and later, the pinned Node and the single
+ * executable), else hash-wasm's, loaded only then (`fallback` forces it, for tests).
+ */
+export async function argon2idKey(password: Buffer, salt: Buffer, o: { fallback?: boolean } = {}): Promise<Buffer> {
+  const c = process.getBuiltinModule('node:crypto') as { argon2?: (alg: string, p: object, cb: (e: Error | null, k: Buffer) => void) => void }
+  if (c.argon2 && !o.fallback) {
+    const argon2 = c.argon2
+    return new Promise((resolve, reject) =>
+      argon2('argon2id', { message: password, nonce: salt, parallelism: 1, tagLength: KEY_SIZE, memory: 65536, passes: 3 }, (e, k) =>
+        e ? reject(e) : resolve(k),
+      ),
+    )
+  }
+  const { argon2id } = await import('hash-wasm')
+  const hex = await argon2id({ password, salt, parallelism: 1, iterations: 3, memorySize: 65536, hashLength: KEY_SIZE, outputType: 'hex' })
   return Buffer.from(hex, 'hex')
 }
 
