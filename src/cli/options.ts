@@ -100,9 +100,26 @@ export async function bfcPassword(): Promise<string> {
 
 /** Store options from the global flags: registries (`--insecure`, `--ca-file`, `--timeout`) and BFC files (`--key-file`, the password). */
 export function storeOptions(program: Command, o: { encrypt?: boolean; compress?: boolean } = {}): { registry: RegistryOptions; bfc: BfcOptions } {
-  const keyFile = program.opts<{ keyFile?: string }>().keyFile
+  const g = program.opts<{ keyFile?: string; bfcPasswordStdin?: boolean }>()
+  const password = g.bfcPasswordStdin ? passwordFromStdin : bfcPassword
   return {
     registry: registryOptions(program),
-    bfc: { key: keyFile ? { keyFile } : { password: bfcPassword }, encrypt: o.encrypt, compress: o.compress },
+    bfc: { key: g.keyFile ? { keyFile: g.keyFile } : { password }, encrypt: o.encrypt, compress: o.compress },
   }
+}
+
+let stdinPassword: Promise<string> | undefined
+/** The BFC password as the first line of standard input (`--bfc-password-stdin`), read once. */
+function passwordFromStdin(): Promise<string> {
+  stdinPassword ??= (async () => {
+    const chunks: Buffer[] = []
+    for await (const c of process.stdin) {
+      chunks.push(c as Buffer)
+      if (Buffer.concat(chunks).length > 4096) throw new OcikitError('INVALID_ARGUMENT', 'the BFC password on standard input is over 4 KiB')
+    }
+    const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n/)[0] ?? ''
+    if (line === '') throw new OcikitError('KEY_REQUIRED', '--bfc-password-stdin: standard input held no password')
+    return line
+  })()
+  return stdinPassword
 }

@@ -99,6 +99,7 @@ export function buildProgram(argv?: readonly string[]): Command {
         .argParser(positiveSeconds('--timeout')),
     )
     .option('--key-file <file>', 'the 32-byte key of encrypted bfc: files (else the password: $OCIKIT_BFC_PASSWORD, or asked for on a terminal)')
+    .option('--bfc-password-stdin', 'read the password of encrypted bfc: files from the first line of standard input')
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', NAMES)
     .configureOutput({ outputError: (s, write) => write(`ocikit: ${s.replace(/^error: /, 'error: ')}`) })

@@ -60,6 +60,10 @@ describe('bfc: real registry and skopeo', needPeers('docker-registry', 'skopeo')
     assert.notEqual(wrong.code, 0)
     assert.match(wrong.stderr, /password or key is wrong/)
     assert.ok(!wrong.stderr.includes('pw for the test'))
+    // The password on standard input instead.
+    const piped = await ocikit(['--bfc-password-stdin', 'inspect', `bfc:${dir}/app.bfc:dev`], { env: { OCIKIT_BFC_PASSWORD: '' }, input: 'pw for the test\n' })
+    assert.equal(piped.code, 0, piped.stderr)
+    assert.match(piped.stdout, /WorkingDir:\s+\/app/)
   })
 })
 
