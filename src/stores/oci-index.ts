@@ -1,9 +1,9 @@
 /**
  * The conventions of an OCI layout's `index.json`, shared by every store that keeps one (a
- * layout directory, an OCI archive): tags in the `org.opencontainers.image.ref.name` annotation,
+ * layout directory, an OCI archive, a BFC file): where a blob lies, tags in the `org.opencontainers.image.ref.name` annotation,
  * adding an entry, and finding the one a name refers to.
  */
-import type { Digest } from '../digest.ts'
+import { type Digest, digestAlgorithm, digestHex } from '../digest.ts'
 import type { Descriptor, Index } from '../documents/schemas.ts'
 import { NotFoundError, OcikitError } from '../errors.ts'
 
@@ -57,4 +57,9 @@ export async function findInIndex(index: Index, ref: IndexRef, where: string, un
     'AMBIGUOUS_REFERENCE',
     `${where}: it holds ${index.manifests.length} images; name one with ${where}:TAG or @DIGEST (tags: ${tagList(index)})`,
   )
+}
+
+/** Where a blob lies in an OCI layout. */
+export function blobEntryName(digest: Digest): string {
+  return `blobs/${digestAlgorithm(digest)}/${digestHex(digest)}`
 }

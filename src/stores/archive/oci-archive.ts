@@ -5,7 +5,7 @@
  * (carrying over what the file already held) and renames it into place at the end.
  */
 import type { Readable } from 'node:stream'
-import { type Digest, digestAlgorithm, digestHex, verifyBytes, verifyingStream } from '../../digest.ts'
+import { verifyBytes, verifyingStream } from '../../digest.ts'
 import { canonicalJson } from '../../documents/canonical.ts'
 import { MediaType } from '../../documents/media-types.ts'
 import type { Descriptor, Index } from '../../documents/schemas.ts'
@@ -16,19 +16,14 @@ import type { BlobSource, ImageOrIndex, IoOptions } from '../../image/types.ts'
 import { openView } from '../../image/view.ts'
 import { type ArchiveName, formatName } from '../../name/parse.ts'
 import { chain } from '../../streams.ts'
-import { addEntry, findInIndex, REF_NAME, tagOf } from '../oci-index.ts'
+import { fsckViews } from '../fsck-views.ts'
+import { addEntry, blobEntryName, findInIndex, REF_NAME, tagOf } from '../oci-index.ts'
 import type { CommitResult, ImageSink, ListedEntry, PutBlobOptions, PutOutcome, Store } from '../types.ts'
-import { fsckViews } from './fsck.ts'
 import { TarFile } from './tar-file.ts'
 import { rewriteArchive, type TarWriter } from './tar-writer.ts'
 
 /** Largest `index.json` read from an archive (it lists every tag). */
 const MAX_INDEX_JSON = 64 * 1024 * 1024
-
-/** Where a blob lies in an OCI layout. */
-export function blobEntryName(digest: Digest): string {
-  return `blobs/${digestAlgorithm(digest)}/${digestHex(digest)}`
-}
 
 /** The blobs of an OCI layout inside a tar, read by seeking and verified as they stream. */
 export class LayoutTarSource implements BlobSource {

@@ -3,11 +3,11 @@
  * names is read through the store's verifying streams, once, and every failure recorded with
  * the path it was reached by. For stores without a cheaper walk of their own (archives).
  */
-import type { Digest } from '../../digest.ts'
-import { isImageConfigType, isNondistributableType } from '../../documents/media-types.ts'
-import { isOcikitError } from '../../errors.ts'
-import type { ImageOrIndex } from '../../image/types.ts'
-import type { BlobRole, FsckProblem, FsckReport, ProblemKind } from '../types.ts'
+import type { Digest } from '../digest.ts'
+import { isImageConfigType, isNondistributableType } from '../documents/media-types.ts'
+import { isOcikitError } from '../errors.ts'
+import type { ImageOrIndex } from '../image/types.ts'
+import type { BlobRole, FsckProblem, FsckReport, ProblemKind } from './types.ts'
 
 function kindOf(e: unknown): ProblemKind {
   if (isOcikitError(e, 'BLOB_UNKNOWN') || isOcikitError(e, 'MANIFEST_UNKNOWN')) return 'missing'
