@@ -49,3 +49,18 @@ export async function peer(bin: string, args: string[], opts: { cwd?: string } =
     throw new Error(`${bin} ${args.join(' ')} failed: ${err.stderr || err.message}`)
   }
 }
+
+/**
+ * Pulls `name` with podman (its own storage under `dir`, vfs, plain HTTP), creates a container
+ * of it (never started: `podman run` does not work here) and exports its filesystem; returns the
+ * path of the exported tar.
+ */
+export async function podmanExport(dir: string, name: string): Promise<string> {
+  const root = path.join(dir, 'podman')
+  const pod = ['--root', path.join(root, 'root'), '--runroot', path.join(root, 'run'), '--storage-driver', 'vfs']
+  await peer('podman', [...pod, 'pull', '-q', '--tls-verify=false', name])
+  const id = (await peer('podman', [...pod, 'create', name, '/nothing'])).stdout.trim()
+  const out = path.join(dir, `fs-${Date.now()}-${Math.random().toString(36).slice(2)}.tar`)
+  await peer('podman', [...pod, 'export', '-o', out, id])
+  return out
+}

@@ -13,7 +13,7 @@ import { appendLayers, scratch } from '../../src/image/mutate.ts'
 import { layerFromFiles } from '../../src/layer/encode.ts'
 import { ocikit } from '../helpers/cli.ts'
 import { NODE_APP, writeNodeApp } from '../helpers/node-app.ts'
-import { needPeers, peer } from '../helpers/peers.ts'
+import { needPeers, peer, podmanExport } from '../helpers/peers.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
@@ -21,12 +21,7 @@ const amd64 = { os: 'linux', architecture: 'amd64' }
 
 /** podman's export of an image: `type mode owner path[ -> target]` per entry. */
 async function exported(dir: string, name: string): Promise<Map<string, string>> {
-  const root = path.join(dir, 'podman')
-  const pod = ['--root', path.join(root, 'root'), '--runroot', path.join(root, 'run'), '--storage-driver', 'vfs']
-  await peer('podman', [...pod, 'pull', '-q', '--tls-verify=false', name])
-  const id = (await peer('podman', [...pod, 'create', name, '/nothing'])).stdout.trim()
-  const out = path.join(dir, `fs-${Date.now()}.tar`)
-  await peer('podman', [...pod, 'export', '-o', out, id])
+  const out = await podmanExport(dir, name)
   const map = new Map<string, string>()
   for (const line of (await peer('tar', ['--numeric-owner', '-tvf', out])).stdout.split('\n')) {
     const f = line.split(/\s+/)

@@ -12,7 +12,7 @@ import { write } from '../../src/api.ts'
 import { appendLayers, scratch } from '../../src/image/mutate.ts'
 import { layerFromFiles } from '../../src/layer/encode.ts'
 import { ocikit } from '../helpers/cli.ts'
-import { needPeers, peer } from '../helpers/peers.ts'
+import { needPeers, peer, podmanExport } from '../helpers/peers.ts'
 import { startRegistry } from '../helpers/registry.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
@@ -20,12 +20,7 @@ const amd64 = { os: 'linux', architecture: 'amd64' }
 
 /** podman's export of an image, as a sorted list of `path size` lines (directories and owners aside). */
 async function exported(dir: string, name: string): Promise<string[]> {
-  const root = path.join(dir, 'podman')
-  const pod = ['--root', path.join(root, 'root'), '--runroot', path.join(root, 'run'), '--storage-driver', 'vfs']
-  await peer('podman', [...pod, 'pull', '-q', '--tls-verify=false', name])
-  const id = (await peer('podman', [...pod, 'create', name, '/nothing'])).stdout.trim()
-  const out = path.join(dir, `fs-${Date.now()}.tar`)
-  await peer('podman', [...pod, 'export', '-o', out, id])
+  const out = await podmanExport(dir, name)
   const listing = (await peer('tar', ['-tvf', out])).stdout.split('\n').filter((l) => l && !l.startsWith('d'))
   return listing.map((l) => l.split(/\s+/).slice(2, 3).concat(l.split(/\s+/).slice(5)).join(' ')).sort()
 }

@@ -19,6 +19,7 @@ import { type Readable, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import zlib from 'node:zlib'
 import { NotSupportedError, OcikitError } from '../../errors.ts'
+import { lockFile } from '../file-lock.ts'
 import { BfcFile } from './container.ts'
 import { bfcCrc } from './crc32c.ts'
 import { type BfcKeySource, deriveKey, EncryptStream } from './crypto.ts'
@@ -53,18 +54,15 @@ export interface BfcWriteOptions {
   level?: number | undefined
 }
 
+/** A new file's name beside `target` while it is written (ocikit's temp-file pattern). */
+const tempBeside = (target: string) => path.join(path.dirname(target), `.${path.basename(target)}.tmp-${randomBytes(6).toString('hex')}`)
+
 /** A background flush starts after every this many bytes of an object. */
 const SYNC_EVERY = 8 << 20
 /** Files smaller than this are never compressed (the C tool's default threshold). */
 const COMPRESS_THRESHOLD = 64
 /** Times of the objects ocikit writes: the layout's files carry no time of their own. */
 const MTIME_NS = 0n
-
-let lockfileModule: Promise<typeof import('proper-lockfile')> | undefined
-function loadLockfile(): Promise<typeof import('proper-lockfile')> {
-  lockfileModule ??= import('proper-lockfile').then((m) => m.default)
-  return lockfileModule
-}
 
 /** One write into a BFC file: begun, objects added, then finished or discarded. */
 export class BfcWriter {
@@ -123,13 +121,7 @@ export class BfcWriter {
   static async begin(file: string, name: string, o: BfcWriteOptions = {}): Promise<BfcWriter> {
     const target = path.resolve(file)
     await fs.mkdir(path.dirname(target), { recursive: true })
-    const lockfile = await loadLockfile()
-    const release = await lockfile.lock(target, {
-      realpath: false,
-      stale: 30_000,
-      update: 5_000,
-      retries: { retries: 200, factor: 1.3, minTimeout: 10, maxTimeout: 500, randomize: true },
-    })
+    const release = await lockFile(target)
     try {
       const exists = await fs.stat(target).then(
         () => true,
@@ -162,7 +154,7 @@ export class BfcWriter {
         throw new OcikitError('KEY_REQUIRED', `${name}: encrypting needs a password (OCIKIT_BFC_PASSWORD, or at the prompt) or a key file (--key-file FILE)`)
       const salt = o.encrypt && o.key && 'password' in o.key ? randomBytes(32) : Buffer.alloc(32)
       const key = o.encrypt && o.key ? await deriveKey(o.key, salt) : undefined
-      const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${randomBytes(6).toString('hex')}`)
+      const tmp = tempBeside(target)
       const fh = await fs.open(tmp, 'wx')
       await fh.write(Buffer.alloc(HEADER_SIZE), 0, HEADER_SIZE, 0)
       return new BfcWriter({
@@ -408,14 +400,8 @@ export class BfcWriter {
  */
 export async function compactBfc(file: string, name: string, keep: (e: BfcEntry) => boolean): Promise<{ dropped: BfcEntry[]; before: number; after: number }> {
   const target = path.resolve(file)
-  const lockfile = await loadLockfile()
-  const release = await lockfile.lock(target, {
-    realpath: false,
-    stale: 30_000,
-    update: 5_000,
-    retries: { retries: 200, factor: 1.3, minTimeout: 10, maxTimeout: 500, randomize: true },
-  })
-  const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${randomBytes(6).toString('hex')}`)
+  const release = await lockFile(target)
+  const tmp = tempBeside(target)
   try {
     const old = await BfcFile.open(target, name)
     const src = await fs.open(target, 'r')

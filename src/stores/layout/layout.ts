@@ -20,6 +20,7 @@ import { DigestMismatchError, InvalidDocumentError, isErrno, NotFoundError, Ocik
 import type { BlobSource, IoOptions } from '../../image/types.ts'
 import { chain } from '../../streams.ts'
 import { createTempFile } from '../../temp-file.ts'
+import { lockFile, preloadLock } from '../file-lock.ts'
 
 const LAYOUT_VERSION = '1.0.0'
 /** Largest `index.json` accepted (it lists every tag, so it may exceed a manifest). */
@@ -98,7 +99,7 @@ export class OciLayout implements BlobSource {
   static async create(dir: string): Promise<OciLayout> {
     // A layout opened to be written is locked at the end of the write: the lock's code loads
     // now, while the transfer runs, instead of after it.
-    loadLockfile().catch(() => {})
+    preloadLock()
     const l = new OciLayout(dir)
     let entries: string[] = []
     try {
@@ -311,13 +312,7 @@ export class OciLayout implements BlobSource {
 
   /** Takes the layout's lock (the one `index.json` changes happen under); returns its release. */
   async lock(): Promise<() => Promise<void>> {
-    const lockfile = await loadLockfile()
-    return lockfile.lock(path.join(this.dir, 'index.json'), {
-      realpath: false,
-      stale: 30_000,
-      update: 5_000,
-      retries: { retries: 200, factor: 1.3, minTimeout: 10, maxTimeout: 500, randomize: true },
-    })
+    return lockFile(path.join(this.dir, 'index.json'))
   }
 
   /**
@@ -356,16 +351,6 @@ export class OciLayout implements BlobSource {
   async rawBlobStream(digest: Digest): Promise<Readable> {
     return (await this.#openBlobFile(digest)).fh.createReadStream({ highWaterMark: 1 << 20 })
   }
-}
-
-let lockfileModule: Promise<typeof import('proper-lockfile')> | undefined
-/**
- * proper-lockfile, loaded when first needed: it pulls in signal-exit and node:assert, which
- * would cost every start of the command-line program some milliseconds.
- */
-function loadLockfile(): Promise<typeof import('proper-lockfile')> {
-  lockfileModule ??= import('proper-lockfile').then((m) => m.default)
-  return lockfileModule
 }
 
 /**
