@@ -63,6 +63,50 @@ export function isLoopback(host: string): boolean {
   return name === 'localhost' || name === '127.0.0.1' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name ?? '')
 }
 
+/** Loopback, private, link-local and shared address ranges (IPv4 and IPv6), by Node's own BlockList. */
+let privateRanges: import('node:net').BlockList | undefined
+function ranges(): import('node:net').BlockList {
+  if (!privateRanges) {
+    // node:net is loaded only when a redirect is checked, not on every start.
+    const b = new (process.getBuiltinModule('node:net').BlockList)()
+    for (const [net, bits] of [
+      ['0.0.0.0', 8],
+      ['10.0.0.0', 8],
+      ['100.64.0.0', 10],
+      ['127.0.0.0', 8],
+      ['169.254.0.0', 16],
+      ['172.16.0.0', 12],
+      ['192.168.0.0', 16],
+    ] as const) {
+      b.addSubnet(net, bits, 'ipv4')
+    }
+    // ::ffff:0:0/96: every IPv4-mapped address (URLs write them in hex, ::ffff:7f00:1), whatever it maps to.
+    for (const [net, bits] of [
+      ['::', 127],
+      ['::ffff:0:0', 96],
+      ['fc00::', 7],
+      ['fe80::', 10],
+    ] as const)
+      b.addSubnet(net, bits, 'ipv6')
+    privateRanges = b
+  }
+  return privateRanges
+}
+
+/**
+ * Whether a host name (as in a URL, IPv6 in brackets) is `localhost` or an address literal in a
+ * loopback, private, link-local or shared range (IPv4-mapped IPv6 too). Names that would resolve
+ * to such an address are not resolved here.
+ */
+export function isPrivateHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  if (h === 'localhost' || h.endsWith('.localhost')) return true
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h)?.[1]
+  const addr = mapped ?? h
+  const v = process.getBuiltinModule('node:net').isIP(addr)
+  return v !== 0 && ranges().check(addr, v === 6 ? 'ipv6' : 'ipv4')
+}
+
 /** What a request body can be. */
 export type RequestBody = HttpRequestBody
 
@@ -341,7 +385,17 @@ export class RegistryTransport {
         await res.body.cancel()
         if (hop >= MAX_REDIRECTS)
           throw new RegistryError('REGISTRY_ERROR', `${this.registry}: more than ${MAX_REDIRECTS} redirects for ${start.pathname}`, res.status)
-        url = serverUrl(location, url, `${this.registry}: the redirect for ${start.pathname}`)
+        const next = serverUrl(location, url, `${this.registry}: the redirect for ${start.pathname}`)
+        // A registry out on the network may not point ocikit at this machine or its network
+        // (a request it could not make itself), unless the user named that host.
+        if (isPrivateHost(next.hostname) && !isPrivateHost(new URL(this.base).hostname) && !(this.o.insecure ?? []).includes(next.host)) {
+          throw new RegistryError(
+            'REGISTRY_ERROR',
+            `${this.registry}: ${req.method} ${start.pathname} was redirected to ${next.origin}, a loopback or private address; a registry elsewhere may not send ocikit into this network (--insecure ${next.host} allows it)`,
+            res.status,
+          )
+        }
+        url = next
         continue
       }
       return { res, authorized }

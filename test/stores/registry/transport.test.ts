@@ -51,6 +51,50 @@ describe('registry transport: credentials stay with their registry', () => {
     assert.deepEqual(sent, ['Bearer token-for-alice:a', 'Bearer token-for-bob:b', 'Bearer token-for-bob:b'])
   })
 
+  test('a public registry that redirects to a loopback or private address is refused, nothing is asked there; --insecure HOST allows it (issue 19)', async () => {
+    for (const target of [
+      'http://127.0.0.1:9/x',
+      'https://10.0.0.5/x',
+      'https://169.254.169.254/latest/meta-data',
+      'http://[::1]:5000/x',
+      'http://[::ffff:127.0.0.1]/x',
+      'http://localhost/x',
+    ]) {
+      const net = fakeNet({ 'https://r.example': () => ({ status: 307, headers: { location: target } }) })
+      const t = new RegistryTransport('r.example', { http: net.send, credentials: async () => undefined, attempts: 1 })
+      await assert.rejects(
+        get(t, 'app/blobs/sha256:00'),
+        (e) => isOcikitError(e, 'REGISTRY_ERROR') && /a loopback or private address/.test(e.message) && /--insecure/.test(e.message),
+        target,
+      )
+      assert.deepEqual(
+        net.log.map((r) => r.url.origin),
+        ['https://r.example'],
+        `${target} was never asked`,
+      )
+    }
+    const net = fakeNet({
+      'https://r.example': () => ({ status: 307, headers: { location: 'https://10.0.0.5/blob' } }),
+      'https://10.0.0.5': () => ({ status: 200, body: 'ok' }),
+    })
+    const t = new RegistryTransport('r.example', { http: net.send, credentials: async () => undefined, insecure: ['10.0.0.5'] })
+    await get(t, 'app/blobs/sha256:00')
+    assert.equal(net.log.at(-1)?.url.origin, 'https://10.0.0.5', 'followed to the host the user named')
+    // A redirect to a public CDN, and a registry on this machine redirecting on it, are as before.
+    const cdn = fakeNet({
+      'https://r.example': () => ({ status: 307, headers: { location: 'https://cdn.example/b' } }),
+      'https://cdn.example': () => ({ status: 200, body: 'ok' }),
+    })
+    await get(new RegistryTransport('r.example', { http: cdn.send, credentials: async () => undefined }), 'app/blobs/sha256:00')
+    assert.equal(cdn.log.at(-1)?.url.origin, 'https://cdn.example')
+    // A scheme other than http(s) is refused too.
+    const ftp = fakeNet({ 'https://r.example': () => ({ status: 302, headers: { location: 'ftp://files.example/b' } }) })
+    await assert.rejects(
+      get(new RegistryTransport('r.example', { http: ftp.send, credentials: async () => undefined }), 'app/blobs/sha256:00'),
+      /not an http\(s\) URL/,
+    )
+  })
+
   test("a redirect target that answers 401 never gets the registry's credentials, nor the realm it names (issue 13.2)", async () => {
     const net = fakeNet({
       'https://r.example': (r): FakeAnswer => {
