@@ -194,3 +194,50 @@ test('gc deletes only blobs and ocikit temp files: not symlinks, odd names or an
   await fs.symlink(outside, path.join(dir, 'blobs', 'sha512'))
   await assert.rejects(gc(`oci:${dir}`), (e) => isOcikitError(e, 'INVALID_LAYOUT') && /sha512 is a symlink/.test((e as Error).message))
 })
+
+test('a tag on an index of indexes: gc deletes nothing it reaches, fsck re-hashes every nested blob and finds a damaged one (issue 19)', async (t) => {
+  const dir = await tempDir(t)
+  const { OciLayout } = await import('../../../src/stores/layout/layout.ts')
+  const { canonicalJson } = await import('../../../src/documents/canonical.ts')
+  const { REF_NAME } = await import('../../../src/stores/oci-index.ts')
+  const inner = await randomIndex({ seed: 71, layers: 2 })
+  await write(`oci:${dir}:inner`, inner)
+  const raw = await inner.rawManifest()
+  const outer = canonicalJson({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: await inner.mediaType(), digest: await inner.digest(), size: raw.length }],
+  })
+  const layout = await OciLayout.open(dir)
+  const w = await layout.writeBlob(outer)
+  // Only the outer index is tagged: everything else is reached through it.
+  await layout.updateIndex(() => ({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [{ mediaType: 'application/vnd.oci.image.index.v1+json', digest: w.digest, size: w.size, annotations: { [REF_NAME]: 'outer' } }],
+  }))
+  const stray = await layout.writeBlob(Buffer.from('nobody names me'))
+  const sha = path.join(dir, 'blobs', 'sha256')
+  const old = new Date(Date.now() - 3600_000)
+  for (const f of await fs.readdir(sha)) await fs.utimes(path.join(sha, f), old, old)
+  const before = (await fs.readdir(sha)).length
+  const r = await gc(`oci:${dir}`, { graceMs: 0 })
+  assert.deepEqual(
+    r.removed.map((b) => b.digest),
+    [stray.digest],
+  )
+  assert.equal((await fs.readdir(sha)).length, before - 1)
+  const report = await fsck(`oci:${dir}`)
+  assert.equal(report.ok, true)
+  assert.equal(report.hashed, before - 1, 'every blob the nested indexes reach, re-hashed')
+  // A layer two indexes down, damaged: fsck names it and the path it was reached by.
+  const child = await inner.image((await inner.manifest()).manifests[0]?.digest as import('../../../src/digest.ts').Digest)
+  const layerDigest = (await child.manifest()).layers[0]?.digest as string
+  await fs.writeFile(path.join(sha, layerDigest.slice(7)), 'damaged')
+  const bad = await fsck(`oci:${dir}`)
+  assert.equal(bad.ok, false)
+  assert.ok(
+    bad.problems.some((p) => p.digest === layerDigest && /manifests\[0\].*manifests\[0\]/.test(p.via)),
+    JSON.stringify(bad.problems),
+  )
+})

@@ -29,3 +29,39 @@ test('the total over all pages is capped, not only each page (issue 13.10)', asy
   )
   assert.equal(net.log.length, 2, 'stopped at the page that went over')
 })
+
+/** A server on 127.0.0.1 that answers every request with `status` and an endless chunked body; counts the bytes it got to send. */
+async function endless(t: import('node:test').TestContext, status: number): Promise<{ host: string; sent: () => number }> {
+  const http = await import('node:http')
+  let sent = 0
+  const chunk = Buffer.alloc(256 << 10, 0x7b)
+  const server = http.createServer((_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' })
+    const pump = () => {
+      while (!res.destroyed && res.write(chunk)) sent += chunk.length
+      if (!res.destroyed) res.once('drain', pump)
+    }
+    res.on('close', () => res.off('drain', pump))
+    pump()
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.after(() => new Promise<void>((r) => server.close(() => r())))
+  t.after(() => server.closeAllConnections())
+  return { host: `127.0.0.1:${(server.address() as import('node:net').AddressInfo).port}`, sent: () => sent }
+}
+
+test('a manifest sent chunked, with no Content-Length, past the 4 MiB cap: the read stops at the cap (issue 19)', async (t) => {
+  const s = await endless(t, 200)
+  await assert.rejects(new RegistryClient(s.host, 'app', { attempts: 1 }).manifest('v1'), (e) => isOcikitError(e, 'TOO_LARGE'))
+  await new Promise((r) => setTimeout(r, 100))
+  assert.ok(s.sent() < 16 << 20, `the server got ${s.sent()} bytes out before the client hung up`)
+})
+
+test('an error body sent chunked without end: the message is capped, and the read stops (issue 19)', async (t) => {
+  const s = await endless(t, 500)
+  const err = await new RegistryClient(s.host, 'app', { attempts: 1, backoffMs: 1 }).manifest('v1').catch((e: unknown) => e)
+  assert.ok(isOcikitError(err), String(err))
+  assert.ok(err.message.length < 70 * 1024, `message of ${err.message.length} characters`)
+  await new Promise((r) => setTimeout(r, 100))
+  assert.ok(s.sent() < 16 << 20, `the server got ${s.sent()} bytes out before the client hung up`)
+})

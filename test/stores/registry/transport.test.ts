@@ -157,6 +157,32 @@ describe('registry transport: credentials stay with their registry', () => {
 })
 
 describe('registry transport: what is retried', () => {
+  test('a 400, 403 or 404 is not retried: one request, the answer in the error (issue 19: a removed check would retry them)', async () => {
+    for (const [status, code] of [
+      [400, 'REGISTRY_ERROR'],
+      [403, 'DENIED'],
+      [404, 'MANIFEST_UNKNOWN'],
+    ] as const) {
+      const net = fakeNet({
+        'https://r.example': () => ({
+          status,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ errors: [{ code: 'X', message: `no (${status})` }] }),
+        }),
+      })
+      const retries: unknown[] = []
+      const t = new RegistryTransport('r.example', { http: net.send, credentials: async () => undefined, backoffMs: 1, onRetry: (r) => retries.push(r) })
+      await assert.rejects(get(t), (e) => isOcikitError(e) && e.code === code && e.message.includes(`no (${status})`), String(status))
+      assert.equal(net.log.length, 1, `${status}: asked once`)
+      assert.deepEqual(retries, [], `${status}: no retry`)
+    }
+    // While a 503 is retried (the other side of the same check).
+    let n = 0
+    const busy = fakeNet({ 'https://r.example': () => (n++ < 2 ? { status: 503 } : { status: 200, body: '{}' }) })
+    await get(new RegistryTransport('r.example', { http: busy.send, credentials: async () => undefined, backoffMs: 1 }))
+    assert.equal(busy.log.length, 3)
+  })
+
   test('a refused connection to a loopback registry fails at once, saying the registry is not reachable (issue 13.9)', async () => {
     const port = await freePort() // nothing listens there
     const started = Date.now()
