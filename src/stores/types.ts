@@ -59,6 +59,8 @@ export interface FsckReport {
   readonly problems: readonly FsckProblem[]
   /** Non-distributable layers that are absent, which the spec allows. */
   readonly foreignMissing: readonly { digest: Digest; via: string }[]
+  /** What is worth knowing but harms nothing (a BFC file's bytes after its last footer, left by a write cut off). */
+  readonly notes?: readonly string[] | undefined
 }
 
 /** Options of gc. */

@@ -25,6 +25,7 @@ export function register(program: Command): void {
       else {
         for (const p of r.problems) process.stdout.write(`${printable(`${p.kind.toUpperCase()}: ${p.via}: ${p.digest}: ${p.message}`)}\n`)
         for (const f of r.foreignMissing) process.stdout.write(`note: non-distributable layer not stored (allowed): ${printable(f.via)}: ${f.digest}\n`)
+        for (const n of r.notes ?? []) process.stdout.write(`note: ${printable(n)}\n`)
         const verdict = r.ok ? 'clean' : `${r.problems.length} problem(s)`
         process.stdout.write(`${store}: ${verdict}; ${r.reachable} blobs reachable, ${r.hashed} re-hashed\n`)
       }

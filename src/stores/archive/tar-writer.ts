@@ -13,6 +13,7 @@ import { finished, pipeline } from 'node:stream/promises'
 import tarStream from 'tar-stream'
 import { OcikitError } from '../../errors.ts'
 import { createTempFile, type TempFile } from '../../temp-file.ts'
+import { lockFile } from '../file-lock.ts'
 import { TarFile } from './tar-file.ts'
 import type { TarEntryAt } from './tar-index.ts'
 
@@ -25,9 +26,11 @@ export class TarWriter {
   /** Entries are written one after another: each waits for the one before. */
   #queue: Promise<unknown> = Promise.resolve()
   #failed: unknown
-  private constructor(file: string, tmp: TempFile) {
+  readonly #release: () => Promise<void>
+  private constructor(file: string, tmp: TempFile, release: () => Promise<void>) {
     this.file = file
     this.#tmp = tmp
+    this.#release = release
     // A failed entry destroys the packer with its error, which the write reports already.
     this.#pack.on('error', (e) => {
       this.#failed ??= e
@@ -39,10 +42,25 @@ export class TarWriter {
     })
   }
 
-  /** Starts a tar that will become `file` (its directory must exist). */
+  /**
+   * Starts a tar that will become `file` (its directory must exist), under the file's lock, held
+   * until the write finishes or is discarded: two writes of one archive take turns, so neither
+   * loses the other's tags. Temp files a killed write left beside the file are removed (no live
+   * writer can own one while the lock is held).
+   */
   static async create(file: string): Promise<TarWriter> {
-    const tmp = await createTempFile(path.join(path.dirname(file), `.${path.basename(file)}.tmp-${randomBytes(6).toString('hex')}`), { flush: true })
-    return new TarWriter(file, tmp)
+    const release = await lockFile(path.resolve(file))
+    try {
+      const prefix = `.${path.basename(file)}.tmp-`
+      for (const f of await fs.readdir(path.dirname(file)).catch(() => [] as string[])) {
+        if (f.startsWith(prefix)) await fs.rm(path.join(path.dirname(file), f), { force: true })
+      }
+      const tmp = await createTempFile(path.join(path.dirname(file), `${prefix}${randomBytes(6).toString('hex')}`), { flush: true })
+      return new TarWriter(file, tmp, release)
+    } catch (e) {
+      await release().catch(() => {})
+      throw e
+    }
   }
 
   #enqueue<T>(work: () => Promise<T>): Promise<T> {
@@ -88,13 +106,18 @@ export class TarWriter {
       this.#pack.finalize()
       await this.#done
     })
-    await fs.rename(this.#tmp.path, this.file)
+    try {
+      await fs.rename(this.#tmp.path, this.file)
+    } finally {
+      await this.#release().catch(() => {})
+    }
   }
 
   /** Throws the temp file away; the target is left as it was. Never throws. */
   async discard(): Promise<void> {
     this.#pack.destroy()
     await this.#tmp.discard()
+    await this.#release().catch(() => {})
   }
 }
 

@@ -171,7 +171,6 @@ async function checkStructure(file: BfcFile, o: IoOptions): Promise<FsckProblem[
   const problems: FsckProblem[] = []
   const add = (path: string, message: string) => problems.push({ kind: 'invalid', digest: '' as Digest, via: `${file.name} ${path}`, role: 'blob', message })
   if (!file.sorted) add('(index)', 'the index is not sorted by raw bytes, as BFC v1 requires (BFC looks entries up by binary search)')
-  if (file.recovered > 0) add('(end)', `${file.recovered} bytes after the last valid footer (a write cut off); the next write removes them`)
   for (const e of [...file.entries.values()].sort((a, b) => comparePaths(a.path, b.path))) {
     o.signal?.throwIfAborted()
     try {
@@ -233,7 +232,12 @@ export function bfcStore(n: ArchiveName, o: BfcOptions = {}): Store {
         io,
       )
       const problems = [...structure, ...views.problems]
-      return { ...views, ok: problems.length === 0, problems }
+      // A write cut off before its footer left bytes no reader sees; the next write cuts them off.
+      const notes =
+        file.recovered > 0
+          ? [`${file.recovered} bytes after the last valid footer (a write cut off before it finished): ignored, and removed by the next write`]
+          : []
+      return { ...views, ok: problems.length === 0, problems, notes }
     },
     gc: async (g) => {
       // What the tags reach: every manifest, config and layer, through nested indexes.

@@ -57,6 +57,14 @@ export interface BfcWriteOptions {
 /** A new file's name beside `target` while it is written (ocikit's temp-file pattern). */
 const tempBeside = (target: string) => path.join(path.dirname(target), `.${path.basename(target)}.tmp-${randomBytes(6).toString('hex')}`)
 
+/** Removes what killed writes left beside `target`: no live writer owns one while the caller holds the file's lock. */
+async function removeDeadTemps(target: string): Promise<void> {
+  const prefix = `.${path.basename(target)}.tmp-`
+  for (const f of await fs.readdir(path.dirname(target)).catch(() => [] as string[])) {
+    if (f.startsWith(prefix)) await fs.rm(path.join(path.dirname(target), f), { force: true })
+  }
+}
+
 /** A background flush starts after every this many bytes of an object. */
 const SYNC_EVERY = 8 << 20
 /** Files smaller than this are never compressed (the C tool's default threshold). */
@@ -123,6 +131,7 @@ export class BfcWriter {
     await fs.mkdir(path.dirname(target), { recursive: true })
     const release = await lockFile(target)
     try {
+      await removeDeadTemps(target)
       const exists = await fs.stat(target).then(
         () => true,
         () => false,
@@ -401,6 +410,7 @@ export class BfcWriter {
 export async function compactBfc(file: string, name: string, keep: (e: BfcEntry) => boolean): Promise<{ dropped: BfcEntry[]; before: number; after: number }> {
   const target = path.resolve(file)
   const release = await lockFile(target)
+  await removeDeadTemps(target).catch(() => {})
   const tmp = tempBeside(target)
   try {
     const old = await BfcFile.open(target, name)
