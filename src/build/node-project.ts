@@ -4,7 +4,7 @@
  * command that starts it; which packages hold native code. Nothing is installed or run: the
  * tree is read as npm, pnpm or yarn left it.
  */
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs'
+import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { OcikitError } from '../errors.ts'
 import type { Selection } from '../layer/source-directory.ts'
@@ -51,7 +51,7 @@ export interface NodeProject {
 
 /** Options of {@link readNodeProject}. */
 export interface NodeProjectOptions {
-  /** Leave out the packages the lockfile marks dev-only (npm's `package-lock.json`). */
+  /** Leave out dev-only packages: those npm's lockfile marks dev, else (pnpm, yarn) those no production dependency reaches in `node_modules`. */
   omitDev?: boolean | undefined
 }
 
@@ -163,10 +163,80 @@ function npmLock(dir: string): Record<string, LockPackage> | undefined {
   return lock.packages
 }
 
+/** The package a `require(name)` from the package at `fromRel` finds, as Node resolves it: the nearest `node_modules/name` up the tree. */
+function resolveFrom(root: string, fromRel: string, name: string): string | undefined {
+  for (let d = fromRel; ; d = path.posix.dirname(d)) {
+    const at = d === '.' || d === '' ? `node_modules/${name}` : `${d}/node_modules/${name}`
+    if (existsSync(path.join(root, at, 'package.json'))) return at
+    if (d === '.' || d === '') return undefined
+  }
+}
+
+/** `rel`'s real location, relative to `root` (pnpm's node_modules are links into node_modules/.pnpm). */
+function realRel(root: string, rel: string): string {
+  return path
+    .relative(root, realpathSync(path.join(root, rel)))
+    .split(path.sep)
+    .join('/')
+}
+
+/**
+ * The installed packages no production dependency reaches: starting from the project's (and the
+ * local packages') `dependencies`, `optionalDependencies` and `peerDependencies`, each resolved
+ * as Node would from where it really lies, and so on through theirs. Works for any
+ * `node_modules` layout (npm and yarn hoist, pnpm links into `.pnpm`). Returns the entries to
+ * leave out: top-level and nested package paths, and pnpm's `.pnpm/<id>` directories.
+ */
+function unreachedPackages(root: string, pkg: PackageJson, localDirs: readonly string[]): string[] {
+  const deps = (p: PackageJson & { peerDependencies?: Record<string, string> }) =>
+    Object.keys({ ...p.dependencies, ...p.optionalDependencies, ...p.peerDependencies })
+  const reached = new Set<string>()
+  const queue: { from: string; names: string[] }[] = [{ from: '.', names: deps(pkg) }]
+  for (const d of localDirs) queue.push({ from: d, names: deps(readJson<PackageJson>(path.join(root, d, 'package.json'), 'package file')) })
+  for (let item = queue.shift(); item; item = queue.shift()) {
+    for (const name of item.names) {
+      const at = resolveFrom(root, item.from, name)
+      if (!at) continue // an optional or peer dependency that is not installed
+      const real = realRel(root, at)
+      if (reached.has(real)) continue
+      reached.add(real)
+      queue.push({ from: real, names: deps(readJson<PackageJson>(path.join(root, real, 'package.json'), 'package file')) })
+    }
+  }
+  const out: string[] = []
+  const visit = (nm: string) => {
+    for (const rel of packagesIn(root, nm)) {
+      let real: string
+      try {
+        real = realRel(root, rel)
+      } catch {
+        continue // a dangling link: left as it is
+      }
+      if (!inNodeModules(real)) continue // a local package
+      if (!reached.has(real)) out.push(rel)
+      else if (!lstatSync(path.join(root, rel)).isSymbolicLink()) visit(`${rel}/node_modules`)
+    }
+  }
+  visit('node_modules')
+  // pnpm's store: a `.pnpm/<id>` whose package nothing reaches goes whole.
+  const store = 'node_modules/.pnpm'
+  let ids: string[] = []
+  try {
+    ids = readdirSync(path.join(root, store))
+  } catch {}
+  for (const id of ids.sort()) {
+    if (id.startsWith('.') || id === 'node_modules' || id === 'lock.yaml') continue
+    const inner = packagesIn(root, `${store}/${id}/node_modules`).filter((rel) => !lstatSync(path.join(root, rel)).isSymbolicLink())
+    if (inner.length > 0 && inner.every((rel) => !reached.has(rel))) out.push(`${store}/${id}`)
+  }
+  return out
+}
+
 /**
  * Reads the Node.js project in `dir` (it must hold a `package.json`). npm's lockfile, when there
  * is one, is checked against `node_modules` (LOCKFILE_MISMATCH naming the packages that differ)
- * and says which packages are dev-only; `omitDev` needs it (NOT_SUPPORTED otherwise). A local
+ * and says which packages are dev-only; without it (pnpm, yarn) `omitDev` leaves out what no
+ * production dependency reaches in the installed tree (NOT_SUPPORTED with no node_modules). A local
  * package linked from outside the project is NOT_SUPPORTED, naming it: its link would dangle in
  * the image.
  */
@@ -175,11 +245,8 @@ export function readNodeProject(dir: string, o: NodeProjectOptions = {}): NodePr
   const packageJson = readJson<PackageJson>(path.join(root, 'package.json'), 'package file')
   const manager = managerOf(root)
   const lock = manager === 'npm' ? npmLock(root) : undefined
-  if (o.omitDev && !lock) {
-    throw new OcikitError(
-      'NOT_SUPPORTED',
-      `--omit-dev reads which packages are dev-only from package-lock.json, and ${root} has none (${manager === 'none' ? 'no node_modules either' : `a ${manager} tree`}); install without dev packages instead`,
-    )
+  if (o.omitDev && !lock && (manager === 'none' || !existsSync(path.join(root, 'node_modules')))) {
+    throw new OcikitError('NOT_SUPPORTED', `--omit-dev leaves dev packages out of node_modules, and ${root} has none; install the dependencies first`)
   }
 
   // Local packages: symlinks in the top node_modules (and in the local packages' own) that lead into the project.
@@ -211,10 +278,14 @@ export function readNodeProject(dir: string, o: NodeProjectOptions = {}): NodePr
     )
   }
 
-  // Dev packages the lockfile names, and the .bin links that lead into them.
+  // Dev packages the lockfile names (npm), or that nothing but a dev dependency reaches in the
+  // installed tree (pnpm, yarn), and the .bin links that lead into them.
   const omitted = new Set<string>()
+  if (o.omitDev && !lock) for (const k of unreachedPackages(root, packageJson, [...localDirs])) omitted.add(k)
   if (o.omitDev && lock) {
     for (const [key, p] of Object.entries(lock)) if (key.includes('node_modules/') && p.dev && !p.link) omitted.add(key)
+  }
+  if (o.omitDev) {
     for (const key of [...omitted]) {
       const bin = path.posix.join(key.slice(0, key.lastIndexOf('node_modules/') + 'node_modules'.length), '.bin')
       let names: string[] = []

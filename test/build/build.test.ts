@@ -128,6 +128,61 @@ describe('build', () => {
     assert.deepEqual(p.project?.omitted, [...NODE_APP.dev])
   })
 
+  test('--omit-dev on a yarn tree (no npm lockfile): the packages only dev dependencies reach are left out, with their .bin links', async (t) => {
+    const dir = await tempDir(t)
+    await writeNodeApp(dir)
+    await fs.rm(path.join(dir, 'package-lock.json'))
+    await fs.writeFile(path.join(dir, 'yarn.lock'), '# yarn lockfile v1\n')
+    const p = await buildImage({ context: dir, omitDev: true }, { cache: false })
+    assert.equal(p.project?.manager, 'yarn')
+    const d = await paths(p.layers[0] as Layer)
+    for (const dev of NODE_APP.dev) assert.ok(!d.some((x) => x.startsWith(`app/${dev}`)), `${dev} left out`)
+    assert.ok(!d.some((x) => x.startsWith(`app/${NODE_APP.devBin}`)), 'its .bin link left out')
+    assert.ok(d.includes(`app/${NODE_APP.prod}/index.js`))
+    assert.ok(d.includes(`app/${NODE_APP.prodBin} -> ../left-pad/cli.js`))
+  })
+
+  test('--omit-dev on a pnpm tree: the links and the .pnpm store entries of dev-only packages go, a production package’s own dependencies stay', async (t) => {
+    const dir = await tempDir(t)
+    const put = async (rel: string, content: string) => {
+      await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true })
+      await fs.writeFile(path.join(dir, rel), content)
+    }
+    const link = async (rel: string, target: string) => {
+      await fs.mkdir(path.dirname(path.join(dir, rel)), { recursive: true })
+      await fs.symlink(target, path.join(dir, rel))
+    }
+    const store = 'node_modules/.pnpm'
+    await put('package.json', JSON.stringify({ name: 'p', main: 'index.js', dependencies: { 'left-pad': '1' }, devDependencies: { 'mocha-ish': '9' } }))
+    await put('pnpm-lock.yaml', "lockfileVersion: '9.0'\n")
+    await put('index.js', "require('left-pad')\n")
+    await put(
+      `${store}/left-pad@1.3.0/node_modules/left-pad/package.json`,
+      JSON.stringify({ name: 'left-pad', version: '1.3.0', dependencies: { shared: '1' } }),
+    )
+    await link(`${store}/left-pad@1.3.0/node_modules/shared`, '../../shared@1.0.0/node_modules/shared')
+    await put(`${store}/shared@1.0.0/node_modules/shared/package.json`, JSON.stringify({ name: 'shared', version: '1.0.0' }))
+    await put(
+      `${store}/mocha-ish@9.0.0/node_modules/mocha-ish/package.json`,
+      JSON.stringify({ name: 'mocha-ish', version: '9.0.0', dependencies: { 'debug-ish': '1' } }),
+    )
+    await link(`${store}/mocha-ish@9.0.0/node_modules/debug-ish`, '../../debug-ish@1.0.0/node_modules/debug-ish')
+    await put(`${store}/debug-ish@1.0.0/node_modules/debug-ish/package.json`, JSON.stringify({ name: 'debug-ish', version: '1.0.0' }))
+    await link('node_modules/left-pad', '.pnpm/left-pad@1.3.0/node_modules/left-pad')
+    await link('node_modules/mocha-ish', '.pnpm/mocha-ish@9.0.0/node_modules/mocha-ish')
+    const all = await paths((await buildImage({ context: dir }, { cache: false })).layers[0] as Layer)
+    assert.ok(all.includes('app/node_modules/mocha-ish -> .pnpm/mocha-ish@9.0.0/node_modules/mocha-ish'), 'without --omit-dev everything, links as links')
+    const p = await buildImage({ context: dir, omitDev: true }, { cache: false })
+    assert.equal(p.project?.manager, 'pnpm')
+    const d = await paths(p.layers[0] as Layer)
+    assert.ok(d.includes('app/node_modules/left-pad -> .pnpm/left-pad@1.3.0/node_modules/left-pad'))
+    assert.ok(d.includes(`app/${store}/left-pad@1.3.0/node_modules/left-pad/package.json`))
+    assert.ok(d.includes(`app/${store}/left-pad@1.3.0/node_modules/shared -> ../../shared@1.0.0/node_modules/shared`))
+    assert.ok(d.includes(`app/${store}/shared@1.0.0/node_modules/shared/package.json`), 'a production package’s dependency stays')
+    assert.ok(!d.some((x) => x.includes('mocha-ish') || x.includes('debug-ish')), d.filter((x) => x.includes('ish')).join(', '))
+    assert.deepEqual(p.project?.omitted, [`${store}/debug-ish@1.0.0`, `${store}/mocha-ish@9.0.0`, 'node_modules/mocha-ish'])
+  })
+
   test('reproducible: twice, and from a copy of the context at another path with a fresh cache, the same digest', async (t) => {
     const dir = await tempDir(t)
     const a = path.join(dir, 'a')

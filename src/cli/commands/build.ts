@@ -160,7 +160,10 @@ export function register(program: Command): void {
     .addOption(new Option('--healthcheck-start-period <duration>', 'grace time after start').argParser(seconds('--healthcheck-start-period')))
     .addOption(new Option('--healthcheck-retries <n>', 'failures before unhealthy').argParser((v) => Number(v)))
     .option('--chown <uid:gid>', 'numeric owner of the added files and of the directories the layers create (default 0:0)')
-    .option('--omit-dev', 'leave out the packages package-lock.json marks dev-only (node_modules is not changed)')
+    .option(
+      '--omit-dev',
+      'leave out dev-only packages: those package-lock.json marks dev, or (pnpm, yarn) that no production dependency reaches in node_modules; nothing is reinstalled',
+    )
     .option('--allow-foreign-native', 'build for another platform although packages hold native code (a warning, not an error)')
     .option(
       '--timestamp <time>',
