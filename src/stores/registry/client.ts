@@ -52,6 +52,11 @@ function skipping(body: HttpBody, n: number): HttpBody {
 }
 
 /** A client for one repository of a registry. */
+/** A 404 that says the registry no longer knows the upload session (restarted, or expired it): worth a fresh session. */
+function uploadForgotten(e: RegistryError): boolean {
+  return e.status === 404 && e.errors.some((d) => d.code === 'BLOB_UPLOAD_UNKNOWN')
+}
+
 export class RegistryClient {
   readonly t: RegistryTransport
   readonly repository: string
@@ -298,7 +303,8 @@ export class RegistryClient {
         await this.#chunked(d, open, chunkSize, o)
         return 'uploaded'
       } catch (e) {
-        if (!(e instanceof RegistryError) || ![400, 405, 416, 501].includes(e.status)) throw e
+        // A registry that refuses chunks, or forgot the session part way: one PUT, in a fresh session.
+        if (!(e instanceof RegistryError) || !([400, 405, 416, 501].includes(e.status) || uploadForgotten(e))) throw e
         this.t.o.onNotice?.(`${this.t.registry} refused a chunked upload (status ${e.status}); sending ${d.digest} in one request`)
       }
     }
@@ -407,7 +413,7 @@ export class RegistryClient {
         await res.body.cancel()
         return
       } catch (e) {
-        const transient = e instanceof RegistryError && (e.code === 'NETWORK_ERROR' || e.status >= 500 || e.status === 429)
+        const transient = e instanceof RegistryError && (e.code === 'NETWORK_ERROR' || e.status >= 500 || e.status === 429 || uploadForgotten(e))
         if (!transient || attempt >= attempts || o.signal?.aborted) throw e
       }
     }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { isOcikitError } from '../../../src/errors.ts'
 import { MAX_LISTED_NAMES, RegistryClient } from '../../../src/stores/registry/client.ts'
-import { fakeNet } from '../../helpers/fake-net.ts'
+import { type FakeAnswer, fakeNet } from '../../helpers/fake-net.ts'
 
 const names = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}${i}`)
 
@@ -64,4 +64,32 @@ test('an error body sent chunked without end: the message is capped, and the rea
   assert.ok(err.message.length < 70 * 1024, `message of ${err.message.length} characters`)
   await new Promise((r) => setTimeout(r, 100))
   assert.ok(s.sent() < 16 << 20, `the server got ${s.sent()} bytes out before the client hung up`)
+})
+
+test('an upload session the registry forgot (404 BLOB_UPLOAD_UNKNOWN) is started again, not a failure (issue 19)', async () => {
+  let puts = 0
+  const net = fakeNet({
+    'https://r.example': (r): FakeAnswer => {
+      if (r.method === 'HEAD') return { status: 404 }
+      if (r.method === 'POST') return { status: 202, headers: { location: `/v2/app/blobs/uploads/s${Math.random()}` } }
+      if (r.method === 'PUT' && puts++ === 0) {
+        return {
+          status: 404,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ errors: [{ code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown' }] }),
+        }
+      }
+      return { status: 201 }
+    },
+  })
+  const bytes = Buffer.from('a blob')
+  const { digestOf } = await import('../../../src/digest.ts')
+  const { Readable } = await import('node:stream')
+  const how = await new RegistryClient('r.example', 'app', { http: net.send, backoffMs: 1 }).uploadBlob(
+    { mediaType: 'application/octet-stream', digest: digestOf(bytes), size: bytes.length },
+    async () => Readable.from([bytes]),
+  )
+  assert.equal(how, 'uploaded')
+  assert.equal(net.log.filter((r) => r.method === 'POST').length, 2, 'a fresh session')
+  assert.equal(puts, 2)
 })
