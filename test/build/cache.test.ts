@@ -55,3 +55,37 @@ test('prune keeps the most recently used layers within the bound, removes the re
   assert.deepEqual(await fs.readdir(path.join(dir, 'blobs/sha256')), [])
   await assert.rejects(c.prune(-1), (e) => isOcikitError(e, 'INVALID_ARGUMENT'))
 })
+
+test('four builds at once on one cache, two pairs with the same content: all succeed, no entry is corrupt, a fifth build reuses them (issue 19)', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const os = await import('node:os')
+  const fsp = await import('node:fs/promises')
+  const pathm = await import('node:path')
+  const dir = await fsp.mkdtemp(pathm.join(os.tmpdir(), 'ocikit-cache4-'))
+  t.after(() => fsp.rm(dir, { recursive: true, force: true }))
+  const cacheDir = pathm.join(dir, 'cache')
+  const child = pathm.resolve(import.meta.dirname, '../helpers/kill-child.ts')
+  const run = (tag: string, seed: number) =>
+    new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = spawn(process.execPath, [child, 'cache', cacheDir, tag, String(seed)], { stdio: ['ignore', 'ignore', 'pipe'] })
+      let stderr = ''
+      c.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString()
+      })
+      c.on('exit', (code) => resolve({ code, stderr }))
+    })
+  const results = await Promise.all([run('a', 1), run('b', 1), run('c', 2), run('d', 2)])
+  for (const [i, r] of results.entries()) assert.equal(r.code, 0, `build ${i}: ${r.stderr}`)
+  const cache = new LayerCache(cacheDir)
+  const records = await cache.list()
+  assert.equal(records.length, 2, 'one entry per distinct layer')
+  for (const rec of records) {
+    let n = 0
+    for await (const c of await cache.layer(rec).compressed()) n += (c as Buffer).length
+    assert.equal(n, rec.size)
+  }
+  const { build } = await import('../../src/build/build.ts')
+  const ctx = pathm.join(dir, 'ctx-1')
+  const again = await build({ context: ctx, to: [`oci:${dir}/again:1`] }, { cache })
+  assert.deepEqual(again.cache, { reused: 1, built: 0 })
+})
