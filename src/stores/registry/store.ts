@@ -1,9 +1,11 @@
 /** Reading and writing images in a registry repository, as lazy views and a pushing writer. */
 import type { Readable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Digest } from '../../digest.ts'
+import { isIndexType, isManifestType } from '../../documents/media-types.ts'
 import type { Descriptor } from '../../documents/schemas.ts'
 import { parseManifestOrIndex } from '../../documents/validate.ts'
-import { NotSupportedError } from '../../errors.ts'
+import { NotSupportedError, RegistryError } from '../../errors.ts'
 import type { BlobSource, ImageOrIndex, IoOptions } from '../../image/types.ts'
 import { SourceImage, SourceIndex } from '../../image/view.ts'
 import { formatName, type RegistryName } from '../../name/parse.ts'
@@ -76,14 +78,46 @@ export class RegistrySink implements ImageSink {
   }
 
   async putManifest(d: Descriptor, bytes: Uint8Array, o: IoOptions): Promise<PutOutcome> {
-    await this.#client.putManifest(d.digest, bytes, d.mediaType, o)
+    await this.#putManifest(d.digest, d, bytes, o)
     return 'written'
   }
 
-  async commit(_x: ImageOrIndex, d: Descriptor, bytes: Uint8Array, _needed: readonly Descriptor[], o: IoOptions): Promise<CommitResult> {
-    await this.#client.putManifest(this.#tag ?? d.digest, bytes, d.mediaType, o)
+  /**
+   * Puts a manifest; when the registry answers that a blob it names is unknown although every
+   * blob was put (seen with Distribution when several clients push the same blob into one
+   * repository at once), tries again after a moment, twice.
+   */
+  async #putManifest(ref: string, d: Descriptor, bytes: Uint8Array, o: IoOptions): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#client.putManifest(ref, bytes, d.mediaType, o)
+        return
+      } catch (e) {
+        if (!blobUnknownToManifest(e) || attempt >= 3 || o.signal?.aborted) throw e
+        await sleep(100 * attempt, undefined, { signal: o.signal })
+      }
+    }
+  }
+
+  async commit(_x: ImageOrIndex, d: Descriptor, bytes: Uint8Array, needed: readonly Descriptor[], o: IoOptions): Promise<CommitResult> {
+    try {
+      await this.#putManifest(this.#tag ?? d.digest, d, bytes, o)
+    } catch (e) {
+      if (!blobUnknownToManifest(e)) throw e
+      // The registry lost a blob the write put: put back whatever it says it does not have.
+      const missing: Digest[] = []
+      for (const b of needed)
+        if (!isManifestType(b.mediaType) && !isIndexType(b.mediaType) && !(await this.#client.hasBlob(b.digest, o))) missing.push(b.digest)
+      if (missing.length === 0) throw e
+      return { missing }
+    }
     return { descriptor: { mediaType: d.mediaType, digest: d.digest, size: d.size } }
   }
+}
+
+/** A manifest refused because a blob it names is unknown to the registry (MANIFEST_BLOB_UNKNOWN). */
+function blobUnknownToManifest(e: unknown): boolean {
+  return e instanceof RegistryError && e.status === 400 && e.errors.some((x) => x.code === 'MANIFEST_BLOB_UNKNOWN' || x.code === 'BLOB_UNKNOWN')
 }
 
 /** The registry store for a name `HOST/REPO[:TAG][@DIGEST]`. */

@@ -11,7 +11,8 @@ import { randomImage, randomIndex } from '../../../src/image/random.ts'
 import { type FakeAnswer, type FakeRequest, fakeNet, tokenAnswer } from '../../helpers/fake-net.ts'
 
 /** A registry that keeps blobs and manifests in memory, behind Bearer tokens whose scope it checks. */
-function memoryRegistry() {
+function memoryRegistry(o: { loseOnFirstManifest?: boolean } = {}) {
+  let lose = o.loseOnFirstManifest ?? false
   const blobs = new Set<string>()
   const manifests = new Map<string, string>()
   const events: string[] = []
@@ -34,6 +35,28 @@ function memoryRegistry() {
       return { status: 201 }
     }
     if (r.method === 'PUT') {
+      if (lose) {
+        // The registry loses a blob the client has put, and says so at the manifest.
+        lose = false
+        const gone = [...blobs].find((b) => b.startsWith(`${repo}@`)) as string
+        blobs.delete(gone)
+        events.push(`lost ${repo} ${gone.split('@')[1]?.slice(7, 15)}`)
+        return {
+          status: 400,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry' }] }),
+        }
+      }
+      // Like Distribution: a manifest whose blobs are not all there is refused.
+      const doc = JSON.parse(r.body) as { config?: { digest: string }; layers?: { digest: string }[] }
+      const named = [doc.config, ...(doc.layers ?? [])].filter((b): b is { digest: string } => b !== undefined)
+      if (named.some((b) => !blobs.has(`${repo}@${b.digest}`))) {
+        return {
+          status: 400,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry' }] }),
+        }
+      }
       manifests.set(`${repo}:${rest}`, r.body)
       events.push(`manifest ${repo} ${rest.startsWith('sha256:') ? rest.slice(7, 15) : rest}`)
       return { status: 201 }
@@ -84,4 +107,15 @@ test('an index: every child’s blobs before the child’s manifest, every child
     tokens.slice(before).every((s) => s.startsWith('repository:other:')),
     tokens.slice(before).join(' '),
   )
+})
+
+test('a registry that loses a blob the push put (MANIFEST_BLOB_UNKNOWN at the manifest): the blob is put again and the push completes', async () => {
+  const { net, events } = memoryRegistry({ loseOnFirstManifest: true })
+  const img = await randomImage({ seed: 84, layers: 2 })
+  await write('r.example/app:v1', img, { registry: { http: net.send, credentials: async () => undefined, backoffMs: 1 } })
+  const lost = events.find((e) => e.startsWith('lost'))
+  assert.ok(lost, events.join(' | '))
+  const digest = lost.split(' ')[2]
+  assert.ok(events.indexOf(`blob app ${digest}`, events.indexOf(lost)) > events.indexOf(lost), 'put again after it was lost')
+  assert.equal(events.at(-1), 'manifest app v1')
 })
