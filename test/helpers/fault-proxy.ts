@@ -12,7 +12,7 @@ import type { TestContext } from 'node:test'
 export const FAULT_KINDS = ['500', '502', '503', '429-seconds', '429-date', 'drop', 'truncate', 'wrong-bytes', 'slow', 'forget-upload'] as const
 export type FaultKind = (typeof FAULT_KINDS)[number]
 
-/** mulberry32, the campaign's draws. */
+/** mulberry32: a campaign's draws (faults, kills), the same for the same seed. */
 export function seeded(seed: number): () => number {
   let s = seed >>> 0
   return () => {

@@ -13,22 +13,12 @@ import { describe, test } from 'node:test'
 import { fsck, gc, list, read, write } from '../../src/api.ts'
 import { LayerCache } from '../../src/build/cache.ts'
 import { randomImage } from '../../src/image/random.ts'
+import { seeded } from '../helpers/fault-proxy.ts'
 import { tempDir } from '../helpers/tmp.ts'
 
 const KILLS = Number(process.env.OCIKIT_KILLS ?? 6)
 const SEED = Number(process.env.OCIKIT_KILL_SEED ?? 1)
 const CHILD = path.resolve(import.meta.dirname, '../helpers/kill-child.ts')
-
-/** mulberry32: the campaign's moments, the same for the same seed. */
-function random(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = Math.imul(s ^ (s >>> 15), s | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** Runs the child; kills it after `killAfterMs` unless it ended first. Resolves with how it ended. */
 function runChild(args: string[], killAfterMs: number | undefined): Promise<{ killed: boolean; code: number | null; ms: number; stderr: string }> {
@@ -68,7 +58,7 @@ describe('kills: a store is as before or as after', () => {
       // How long an unkilled write takes, to spread the kills over it.
       const probe = await runChild([s.kind, s.target(dir), 'probe', String(SEED)], undefined)
       assert.equal(probe.code, 0, probe.stderr)
-      const rnd = random(SEED)
+      const rnd = seeded(SEED)
       const expected = new Map<string, string>([
         ['base', await base.digest()],
         ['probe', await (await randomImage({ seed: SEED, layers: 4, layerSize: 600_000 })).digest()],
@@ -119,7 +109,7 @@ describe('kills: a store is as before or as after', () => {
     const cacheDir = path.join(dir, 'cache')
     const probe = await runChild(['cache', cacheDir, 'probe', String(SEED)], undefined)
     assert.equal(probe.code, 0, probe.stderr)
-    const rnd = random(SEED + 17)
+    const rnd = seeded(SEED + 17)
     for (let i = 0; i < KILLS; i++) {
       await runChild(['cache', cacheDir, `t${i}`, String(SEED * 1000 + i)], Math.floor(rnd() * probe.ms * 1.1))
       const cache = new LayerCache(cacheDir)
