@@ -69,6 +69,15 @@ export {
   UnsafePathError,
 } from './errors.ts'
 export {
+  diffExplorations,
+  type Exploration,
+  type ExploredFile,
+  type ExploredLayer,
+  exploreImage,
+  type FileChange,
+  type WastedFile,
+} from './explore/analyze.ts'
+export {
   type AppendOptions,
   appendLayers,
   assembleImage,

@@ -123,3 +123,11 @@ function passwordFromStdin(): Promise<string> {
   })()
   return stdinPassword
 }
+
+/** A size such as `2G`, `500M`, `10MB`, `64KiB` or a number of bytes, for an option's parser. */
+export function parseSize(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)([KMGT]i?B?)?$/i.exec(v)
+  if (!m) throw new InvalidArgumentError(`takes a size such as 2G or 500M, got '${v}'`)
+  const unit = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[(m[2]?.[0] ?? '').toUpperCase() as 'K'] ?? 1
+  return Math.floor(Number(m[1]) * unit)
+}

@@ -7,6 +7,7 @@ import { register as registerBuild } from './commands/build.ts'
 import { register as registerCheck } from './commands/check.ts'
 import { register as registerCopy } from './commands/copy.ts'
 import { register as registerDocuments } from './commands/documents.ts'
+import { register as registerExplore } from './commands/explore.ts'
 import { register as registerInspect } from './commands/inspect.ts'
 import { register as registerLayer } from './commands/layer.ts'
 import { register as registerOps } from './commands/ops.ts'
@@ -49,6 +50,7 @@ const COMMANDS: readonly [names: readonly string[], register: (program: Command)
   [['mutate', 'rebase', 'flatten', 'optimize'], registerOps],
   [['layer'], registerLayer],
   [['unpack', 'export'], registerUnpack],
+  [['explore'], registerExplore],
   [['referrers', 'catalog', 'delete', 'login', 'logout'], registerRegistry],
 ]
 

@@ -1,12 +1,12 @@
 import { writeFileSync } from 'node:fs'
-import { type Command, InvalidArgumentError, Option } from 'commander'
+import { type Command, Option } from 'commander'
 import { type BuildSpec, build } from '../../build/build.ts'
 import { keyValues, parseOwner, readBuildFile, readFileMap, splitAdd, splitDiff } from '../../build/build-file.ts'
 import { LayerCache } from '../../build/cache.ts'
 import type { Platform } from '../../documents/schemas.ts'
 import { OcikitError } from '../../errors.ts'
 import { parsePlatform } from '../../image/platform.ts'
-import { argvOption, collect, jsonOption, storeOptions } from '../options.ts'
+import { argvOption, collect, jsonOption, parseSize, storeOptions } from '../options.ts'
 import { humanSize, printable, printJson, printNotice } from '../output.ts'
 import { transferDisplay } from '../progress.ts'
 
@@ -267,14 +267,7 @@ Examples:
     .command('prune')
     .description('remove the least recently used layers beyond a size (default 5 GiB), or all of them')
     .option('--cache-dir <dir>', 'layer cache directory')
-    .addOption(
-      new Option('--max-size <bytes>', 'keep at most this much, e.g. 2G or 500M').argParser((v) => {
-        const m = /^(\d+(?:\.\d+)?)([KMGT]i?B?)?$/i.exec(v)
-        if (!m) throw new InvalidArgumentError(`takes a size such as 2G or 500M, got '${v}'`)
-        const unit = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[(m[2]?.[0] ?? '').toUpperCase() as 'K'] ?? 1
-        return Math.floor(Number(m[1]) * unit)
-      }),
-    )
+    .addOption(new Option('--max-size <bytes>', 'keep at most this much, e.g. 2G or 500M').argParser(parseSize))
     .option('--all', 'remove everything')
     .action(async (o: { cacheDir?: string; maxSize?: number; all?: boolean }) => {
       const c = new LayerCache(o.cacheDir)

@@ -1,0 +1,65 @@
+/**
+ * explore's analysis: three layers, one that overwrites a file of the first and one that deletes
+ * another; what each layer adds, changes and deletes, the wasted space, the efficiency, the merged
+ * filesystem, and the difference between two images.
+ */
+import assert from 'node:assert/strict'
+import fs from 'node:fs/promises'
+import path from 'node:path'
+import { test } from 'node:test'
+import { diffExplorations, exploreImage } from '../../src/explore/analyze.ts'
+import { appendLayers, scratch } from '../../src/image/mutate.ts'
+import { layerFromDirectory } from '../../src/layer/encode.ts'
+import { threeLayers } from '../helpers/explore-image.ts'
+import { tempDir } from '../helpers/tmp.ts'
+
+const amd64 = { os: 'linux', architecture: 'amd64' }
+
+test('three layers: adds, changes and deletes per layer; wasted space names the overwritten and the deleted file; efficiency', async (t) => {
+  const { one } = await threeLayers(await tempDir(t))
+  const x = await exploreImage(one)
+  assert.equal(x.layers.length, 3)
+  assert.deepEqual(
+    x.layers.map((l) => [l.added.count, l.changed.count, l.deleted.count]),
+    [
+      [4, 0, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ],
+  )
+  assert.equal(x.layers[1]?.changed.bytes, 200)
+  assert.equal(x.layers[2]?.deleted.bytes, 1000)
+  assert.deepEqual(
+    x.wasted.map((w) => [w.path, w.bytes, w.layer, w.by, w.how]),
+    [
+      ['b.bin', 1000, 0, 2, 'deleted'],
+      ['a.txt', 100, 0, 1, 'overwritten'],
+    ],
+  )
+  assert.equal(x.wastedBytes, 1100)
+  assert.equal(x.shippedBytes, 100 + 1000 + 50 + 200)
+  assert.equal(x.finalBytes, 250)
+  assert.equal(x.efficiency, 250 / 1350)
+  assert.deepEqual([...x.merged.keys()].sort(), ['a.txt', 'dir', 'dir/c'])
+  assert.ok(x.layers[2]?.files.some((f) => f.type === 'whiteout' && f.path === 'b.bin'))
+})
+
+test('the difference between two images: added, removed, changed by content', async (t) => {
+  const { one, two } = await threeLayers(await tempDir(t))
+  const a = await exploreImage(one)
+  const b = await exploreImage(two)
+  assert.deepEqual(diffExplorations(a, b), [])
+  const dir = await tempDir(t)
+  await fs.mkdir(path.join(dir, 'dir'))
+  await fs.writeFile(path.join(dir, 'a.txt'), 'B'.repeat(200)) // same size, other bytes
+  await fs.writeFile(path.join(dir, 'new.txt'), 'n')
+  const three = await appendLayers(scratch(amd64), [layerFromDirectory(dir)])
+  assert.deepEqual(
+    diffExplorations(a, await exploreImage(three)).map((c) => [c.path, c.change]),
+    [
+      ['a.txt', 'changed'],
+      ['dir/c', 'removed'],
+      ['new.txt', 'added'],
+    ],
+  )
+})
