@@ -32,7 +32,7 @@ test('explore --report --json gives the analysis; --max-wasted exits 1 over the 
   assert.deepEqual(JSON.parse(diff.stdout).diff, [])
 })
 
-test('explore: a name that does not exist, an unknown platform, and no --report are clear errors', async (t) => {
+test('explore: a name that does not exist and an unknown platform are clear errors, before any server starts', async (t) => {
   const dir = await tempDir(t)
   const { one } = await threeLayers(dir)
   await write(`oci:${dir}/out:one`, one)
@@ -42,7 +42,31 @@ test('explore: a name that does not exist, an unknown platform, and no --report 
   const platform = await ocikit(['explore', `oci:${dir}/out:one`, '--report', '--platform', 'linux/arm64'])
   assert.notEqual(platform.code, 0)
   assert.match(platform.stderr, /linux\/amd64/)
-  const page = await ocikit(['explore', `oci:${dir}/out:one`])
-  assert.notEqual(page.code, 0)
-  assert.match(page.stderr, /web page is not built yet; use --report/)
+})
+
+test('explore without --report serves the page on 127.0.0.1, prints its URL, and stops on Ctrl-C', async (t) => {
+  const dir = await tempDir(t)
+  const { one } = await threeLayers(dir)
+  await write(`oci:${dir}/out:one`, one)
+  const { spawn } = await import('node:child_process')
+  const path = await import('node:path')
+  const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../src/cli/main.ts'), 'explore', `oci:${dir}/out:one`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.after(() => child.kill('SIGKILL'))
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString()
+      const m = /^(http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{32})$/m.exec(out)
+      if (m) resolve(m[1] as string)
+    })
+    child.on('exit', () => reject(new Error(`exited before printing a URL: ${out}`)))
+  })
+  const res = await fetch(url)
+  assert.equal(res.status, 200)
+  assert.ok((await res.text()).includes(await one.digest()))
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  child.kill('SIGINT')
+  assert.equal(await exited, 0)
 })

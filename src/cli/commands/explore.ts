@@ -2,8 +2,8 @@
 import { type Command, Option } from 'commander'
 import { readImage } from '../../api.ts'
 import type { Platform } from '../../documents/schemas.ts'
-import { OcikitError } from '../../errors.ts'
 import { diffExplorations, type Exploration, exploreImage } from '../../explore/analyze.ts'
+import { serveExploration } from '../../explore/server.ts'
 import { jsonOption, parseSize, platformOption, storeOptions } from '../options.ts'
 import { humanSize, printable, printJson } from '../output.ts'
 
@@ -46,6 +46,13 @@ function printReport(name: string, x: Exploration, top: number): void {
   process.stdout.write(`${lines.join('\n')}\n`)
 }
 
+/** Opens `url` with the desktop's opener, when there is one; says so when not. */
+function openBrowser(url: string): void {
+  const child = process.getBuiltinModule('node:child_process').spawn('xdg-open', [url], { stdio: 'ignore', detached: true })
+  child.on('error', () => process.stderr.write('ocikit: no xdg-open here; open the URL above yourself\n'))
+  child.unref()
+}
+
 export function register(program: Command): void {
   program
     .command('explore')
@@ -54,21 +61,44 @@ export function register(program: Command): void {
     )
     .argument('<name>', 'the image, any store name')
     .addOption(platformOption('explore this platform of an index'))
-    .option('--report', 'print the analysis in the terminal (the web page is not built yet)')
+    .option('--report', 'print the analysis in the terminal instead of serving the page')
+    .addOption(new Option('--port <n>', 'serve the page on this port of 127.0.0.1 (default: a free one)').argParser((v) => Number(v)))
+    .option('--open', 'open the page in the system browser (xdg-open)')
     .option('--diff <other>', 'also list the files added, removed and changed from OTHER to NAME')
     .addOption(new Option('--max-wasted <size>', 'exit 1 when the wasted space is over this, e.g. 10MB (for CI)').argParser(parseSize))
     .option('--files', 'with --json: include every layer’s file list')
     .addOption(new Option('--top <n>', 'how many of the most wasted files to list').default(10).argParser((v) => Number(v)))
     .addOption(jsonOption())
-    .addHelpText('after', '\nEach layer is read once, as a stream; a registry image is never written to disk. Exit status: 0, or 1 over --max-wasted.')
+    .addHelpText(
+      'after',
+      "\nWithout --report it serves a page on 127.0.0.1 (a random token in its URL; any other Host is refused): the overview, the layers, each layer's files, the files merged up to any layer, the wasted space, and the diff. Each layer is read once, as a stream; a registry image is never written to disk. Exit status: 0, or 1 over --max-wasted.",
+    )
     .action(
-      async (name: string, o: { platform?: Platform; report?: boolean; diff?: string; maxWasted?: number; files?: boolean; top: number; json?: boolean }) => {
-        if (!o.report && !o.json && o.maxWasted === undefined) {
-          throw new OcikitError('NOT_SUPPORTED', 'the explore web page is not built yet; use --report (or --json) for the analysis in the terminal')
-        }
+      async (
+        name: string,
+        o: {
+          platform?: Platform
+          report?: boolean
+          port?: number
+          open?: boolean
+          diff?: string
+          maxWasted?: number
+          files?: boolean
+          top: number
+          json?: boolean
+        },
+      ) => {
         const so = storeOptions(program)
         const x = await exploreImage(await readImage(name, { platform: o.platform, ...so }))
         const diff = o.diff ? diffExplorations(await exploreImage(await readImage(o.diff, { platform: o.platform, ...so })), x) : undefined
+        if (!o.report && !o.json && o.maxWasted === undefined) {
+          const served = await serveExploration(x, { port: o.port, diff: diff && o.diff ? { against: o.diff, changes: diff } : undefined })
+          process.stdout.write(`${served.url}\n(the page answers only to this URL, on this machine; Ctrl-C stops it)\n`)
+          if (o.open) openBrowser(served.url)
+          await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()))
+          await served.close()
+          return
+        }
         if (o.json) printJson({ ...jsonOf(x, o.files === true), ...(diff ? { diff } : {}) })
         else {
           printReport(name, x, o.top)
