@@ -115,8 +115,40 @@ async function indexLayer(stream: NodeJS.ReadableStream, what: string, o: IoOpti
   return out
 }
 
-/** Explores an image: every layer read once (uncompressed), the rest computed from the index. */
-export async function exploreImage(img: Image, o: IoOptions = {}): Promise<Exploration> {
+/** Options of {@link exploreImage}. */
+export interface ExploreOptions extends IoOptions {
+  /**
+   * A directory where each layer's index is kept, by the layer's digest (written through a temp
+   * file and renamed), so that a second exploration of the same layers reads none of them.
+   */
+  cacheDir?: string | undefined
+}
+
+/** The layer's index from the cache, when there is a sound one. */
+async function cachedIndex(dir: string, digest: Digest): Promise<ExploredFile[] | undefined> {
+  const fs = process.getBuiltinModule('node:fs/promises')
+  const text = await fs.readFile(`${dir}/${digest.replace(':', '-')}.json`, 'utf8').catch(() => undefined)
+  if (text === undefined) return undefined
+  try {
+    const v = JSON.parse(text) as unknown
+    if (!Array.isArray(v) || !v.every((f) => typeof f?.path === 'string' && typeof f?.type === 'string' && Number.isSafeInteger(f?.size))) return undefined
+    return v as ExploredFile[]
+  } catch {
+    return undefined
+  }
+}
+
+async function saveIndex(dir: string, digest: Digest, files: readonly ExploredFile[]): Promise<void> {
+  const fs = process.getBuiltinModule('node:fs/promises')
+  await fs.mkdir(dir, { recursive: true })
+  const file = `${dir}/${digest.replace(':', '-')}.json`
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`
+  await fs.writeFile(tmp, JSON.stringify(files))
+  await fs.rename(tmp, file)
+}
+
+/** Explores an image: every layer read once (uncompressed), or not at all when its index is cached; the rest computed from the index. */
+export async function exploreImage(img: Image, o: ExploreOptions = {}): Promise<Exploration> {
   const [manifest, config, layers] = await Promise.all([img.manifest(), img.config(), img.layers()])
   const history = (config.history ?? []).filter((h) => !h.empty_layer)
   const merged = new Map<string, ExploredFile & { layer: number }>()
@@ -126,7 +158,11 @@ export async function exploreImage(img: Image, o: IoOptions = {}): Promise<Explo
   let uncompressedSize = 0
   for (const [i, layer] of layers.entries()) {
     const d = manifest.layers[i] as { digest: Digest; size: number }
-    const files = await indexLayer(await layer.uncompressed(o), `layer ${i} (${d.digest})`, o)
+    let files = o.cacheDir ? await cachedIndex(o.cacheDir, d.digest) : undefined
+    if (!files) {
+      files = await indexLayer(await layer.uncompressed(o), `layer ${i} (${d.digest})`, o)
+      if (o.cacheDir) await saveIndex(o.cacheDir, d.digest, files).catch(() => {})
+    }
     const added = { count: 0, bytes: 0 }
     const changed = { count: 0, bytes: 0 }
     const deleted = { count: 0, bytes: 0 }

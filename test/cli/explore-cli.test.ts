@@ -1,10 +1,17 @@
 /** `ocikit explore --report`: the same figures as the library, --max-wasted for CI, --diff, and bad input before anything runs. */
 import assert from 'node:assert/strict'
-import { test } from 'node:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { after, test } from 'node:test'
 import { write } from '../../src/api.ts'
 import { ocikit } from '../helpers/cli.ts'
 import { threeLayers } from '../helpers/explore-image.ts'
 import { tempDir } from '../helpers/tmp.ts'
+
+// The layer indexes explore keeps go to a directory of the test's own, not the user's cache.
+process.env.OCIKIT_CACHE_DIR = mkdtempSync(path.join(os.tmpdir(), 'ocikit-explore-cache-'))
+after(() => rmSync(process.env.OCIKIT_CACHE_DIR as string, { recursive: true, force: true }))
 
 test('explore --report --json gives the analysis; --max-wasted exits 1 over the limit; --diff lists the changes', async (t) => {
   const dir = await tempDir(t)
@@ -49,7 +56,6 @@ test('explore without --report serves the page on 127.0.0.1, prints its URL, and
   const { one } = await threeLayers(dir)
   await write(`oci:${dir}/out:one`, one)
   const { spawn } = await import('node:child_process')
-  const path = await import('node:path')
   const child = spawn(process.execPath, [path.resolve(import.meta.dirname, '../../src/cli/main.ts'), 'explore', `oci:${dir}/out:one`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -63,3 +63,34 @@ test('the difference between two images: added, removed, changed by content', as
     ],
   )
 })
+
+test('the layer indexes are kept by digest: a second exploration reads no layer, and gives the same figures', async (t) => {
+  const dir = await tempDir(t)
+  const { one } = await threeLayers(dir)
+  const cacheDir = path.join(dir, 'explore-cache')
+  const first = await exploreImage(one, { cacheDir })
+  assert.equal((await fs.readdir(cacheDir)).filter((f) => f.endsWith('.json')).length, 3)
+  // A view whose layers cannot be read: only the cache can answer.
+  const { delegatingImage } = await import('../helpers/views.ts')
+  const unreadable = delegatingImage(one, {
+    layers: async () =>
+      (await one.layers()).map((l) => ({
+        ...l,
+        mediaType: l.mediaType,
+        digest: () => l.digest(),
+        diffId: () => l.diffId(),
+        size: () => l.size(),
+        compressed: () => l.compressed(),
+        uncompressed: async () => {
+          throw new Error('read a layer')
+        },
+      })),
+  })
+  const second = await exploreImage(unreadable, { cacheDir })
+  assert.deepEqual(second.wasted, first.wasted)
+  assert.equal(second.efficiency, first.efficiency)
+  // A damaged entry is read again, not trusted.
+  const [f] = (await fs.readdir(cacheDir)).filter((n) => n.endsWith('.json'))
+  await fs.writeFile(path.join(cacheDir, f as string), '{"not":"a list"}')
+  await assert.rejects(exploreImage(unreadable, { cacheDir }), /read a layer/)
+})

@@ -1,6 +1,8 @@
 /** `ocikit explore`: what an image holds, layer by layer, where its bytes go and what it wastes. */
+import path from 'node:path'
 import { type Command, Option } from 'commander'
 import { readImage } from '../../api.ts'
+import { defaultCacheDir } from '../../build/cache.ts'
 import type { Platform } from '../../documents/schemas.ts'
 import { diffExplorations, type Exploration, exploreImage } from '../../explore/analyze.ts'
 import { serveExploration } from '../../explore/server.ts'
@@ -64,6 +66,7 @@ export function register(program: Command): void {
     .option('--report', 'print the analysis in the terminal instead of serving the page')
     .addOption(new Option('--port <n>', 'serve the page on this port of 127.0.0.1 (default: a free one)').argParser((v) => Number(v)))
     .option('--open', 'open the page in the system browser (xdg-open)')
+    .option('--no-cache', 'read every layer again instead of using the layer indexes kept from earlier runs (in the cache directory)')
     .option('--diff <other>', 'also list the files added, removed and changed from OTHER to NAME')
     .addOption(new Option('--max-wasted <size>', 'exit 1 when the wasted space is over this, e.g. 10MB (for CI)').argParser(parseSize))
     .option('--files', 'with --json: include every layer’s file list')
@@ -81,6 +84,7 @@ export function register(program: Command): void {
           report?: boolean
           port?: number
           open?: boolean
+          cache?: boolean
           diff?: string
           maxWasted?: number
           files?: boolean
@@ -89,8 +93,9 @@ export function register(program: Command): void {
         },
       ) => {
         const so = storeOptions(program)
-        const x = await exploreImage(await readImage(name, { platform: o.platform, ...so }))
-        const diff = o.diff ? diffExplorations(await exploreImage(await readImage(o.diff, { platform: o.platform, ...so })), x) : undefined
+        const cacheDir = o.cache === false ? undefined : path.join(defaultCacheDir(), 'explore')
+        const x = await exploreImage(await readImage(name, { platform: o.platform, ...so }), { cacheDir })
+        const diff = o.diff ? diffExplorations(await exploreImage(await readImage(o.diff, { platform: o.platform, ...so }), { cacheDir }), x) : undefined
         if (!o.report && !o.json && o.maxWasted === undefined) {
           const served = await serveExploration(x, { port: o.port, diff: diff && o.diff ? { against: o.diff, changes: diff } : undefined })
           process.stdout.write(`${served.url}\n(the page answers only to this URL, on this machine; Ctrl-C stops it)\n`)
