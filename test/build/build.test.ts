@@ -158,10 +158,10 @@ describe('build', () => {
     await put('index.js', "require('left-pad')\n")
     await put(
       `${store}/left-pad@1.3.0/node_modules/left-pad/package.json`,
-      JSON.stringify({ name: 'left-pad', version: '1.3.0', dependencies: { shared: '1' } }),
+      JSON.stringify({ name: 'left-pad', version: '1.3.0', dependencies: { common: '1' } }),
     )
-    await link(`${store}/left-pad@1.3.0/node_modules/shared`, '../../shared@1.0.0/node_modules/shared')
-    await put(`${store}/shared@1.0.0/node_modules/shared/package.json`, JSON.stringify({ name: 'shared', version: '1.0.0' }))
+    await link(`${store}/left-pad@1.3.0/node_modules/common`, '../../common@1.0.0/node_modules/common')
+    await put(`${store}/common@1.0.0/node_modules/common/package.json`, JSON.stringify({ name: 'common', version: '1.0.0' }))
     await put(
       `${store}/mocha-ish@9.0.0/node_modules/mocha-ish/package.json`,
       JSON.stringify({ name: 'mocha-ish', version: '9.0.0', dependencies: { 'debug-ish': '1' } }),
@@ -177,8 +177,8 @@ describe('build', () => {
     const d = await paths(p.layers[0] as Layer)
     assert.ok(d.includes('app/node_modules/left-pad -> .pnpm/left-pad@1.3.0/node_modules/left-pad'))
     assert.ok(d.includes(`app/${store}/left-pad@1.3.0/node_modules/left-pad/package.json`))
-    assert.ok(d.includes(`app/${store}/left-pad@1.3.0/node_modules/shared -> ../../shared@1.0.0/node_modules/shared`))
-    assert.ok(d.includes(`app/${store}/shared@1.0.0/node_modules/shared/package.json`), 'a production package’s dependency stays')
+    assert.ok(d.includes(`app/${store}/left-pad@1.3.0/node_modules/common -> ../../common@1.0.0/node_modules/common`))
+    assert.ok(d.includes(`app/${store}/common@1.0.0/node_modules/common/package.json`), 'a production package’s dependency stays')
     assert.ok(!d.some((x) => x.includes('mocha-ish') || x.includes('debug-ish')), d.filter((x) => x.includes('ish')).join(', '))
     assert.deepEqual(p.project?.omitted, [`${store}/debug-ish@1.0.0`, `${store}/mocha-ish@9.0.0`, 'node_modules/mocha-ish'])
   })
