@@ -67,15 +67,24 @@ function fileTable(files: Iterable<ExploredFile & { layer?: number }>, filter: s
 }
 
 /** The page for one request (path and query), or undefined for a page that does not exist. */
-export function renderPage(x: Exploration, url: URL, token: string, diff?: { against: string; changes: readonly FileChange[] }): string | undefined {
+export function renderPage(
+  x: Exploration,
+  url: URL,
+  token: string,
+  diff?: { against: string; changes: readonly FileChange[] },
+  platforms: readonly string[] = [],
+): string | undefined {
+  // The platform chosen (of an index) stays in every link and form.
+  const platform = url.searchParams.get('platform')
+  const keep: Record<string, string> = platform ? { platform } : {}
   const q = (p: Record<string, string | number>) =>
-    `?${new URLSearchParams({ token, ...Object.fromEntries(Object.entries(p).map(([k, v]) => [k, String(v)])) })}`
+    `?${new URLSearchParams({ token, ...keep, ...Object.fromEntries(Object.entries(p).map(([k, v]) => [k, String(v)])) })}`
   const nav = `<nav><a href="/${q({})}">overview</a><a href="/fs${q({ upto: x.layers.length - 1 })}">files</a><a href="/wasted${q({})}">wasted space</a>${diff ? `<a href="/diff${q({})}">diff</a>` : ''}</nav>`
   const filter = url.searchParams.get('filter') ?? ''
   const page = (title: string, body: string) =>
     `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title><style>${STYLE}</style></head><body>${nav}<h1>${esc(title)}</h1>${body}</body></html>`
   const form = (path: string, extra: Record<string, string>) =>
-    `<form action="${path}"><input type="hidden" name="token" value="${esc(token)}">${Object.entries(extra)
+    `<form action="${path}"><input type="hidden" name="token" value="${esc(token)}">${Object.entries({ ...keep, ...extra })
       .map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
       .join('')}<input name="filter" placeholder="filter by path" value="${esc(filter)}"> <button>filter</button></form>`
   if (url.pathname === '/') {
@@ -106,9 +115,13 @@ export function renderPage(x: Exploration, url: URL, token: string, diff?: { aga
           `<tr id="layer-${l.index}"><td><a href="/layer${q({ i: l.index })}">${l.index}</a></td><td class="n">${size(l.size)}</td><td class="n">${size(l.uncompressedSize)}</td><td class="n">${l.added.count} (${size(l.added.bytes)})</td><td class="n">${l.changed.count} (${size(l.changed.bytes)})</td><td class="n">${l.deleted.count} (${size(l.deleted.bytes)})</td><td><code>${esc(l.createdBy ?? '')}</code></td><td><a href="/fs${q({ upto: l.index })}">merged up to here</a></td></tr>`,
       )
       .join('')
+    const picker =
+      platforms.length > 1
+        ? `<p>platforms of the index: ${platforms.map((p) => (p === x.platform ? `<b>${esc(p)}</b>` : `<a href="/${q({ platform: p })}">${esc(p)}</a>`)).join(' ')}</p>`
+        : ''
     return page(
       'ocikit explore',
-      `<table>${facts.map(([k, v]) => `<tr><th>${esc(k as string)}</th><td><pre>${esc(v as string)}</pre></td></tr>`).join('')}</table>
+      `${picker}<table>${facts.map(([k, v]) => `<tr><th>${esc(k as string)}</th><td><pre>${esc(v as string)}</pre></td></tr>`).join('')}</table>
 <h2>layers</h2><table><tr><th>#</th><th>compressed</th><th>uncompressed</th><th>added</th><th>changed</th><th>deleted</th><th>created by</th><th></th></tr>${layers}</table>`,
     )
   }
@@ -140,8 +153,25 @@ export function renderPage(x: Exploration, url: URL, token: string, diff?: { aga
 /** Starts the page's server on 127.0.0.1 (`port`, default a free one); returns its URL (with the token) and how to stop it. */
 export async function serveExploration(
   x: Exploration,
-  o: { port?: number | undefined; diff?: { against: string; changes: readonly FileChange[] } | undefined } = {},
+  o: {
+    port?: number | undefined
+    diff?: { against: string; changes: readonly FileChange[] } | undefined
+    /** For an index: its platforms, and how to explore another one (on first visit, then kept). */
+    platforms?: { list: readonly string[]; explore: (platform: string) => Promise<Exploration> } | undefined
+  } = {},
 ): Promise<{ url: string; close: () => Promise<void> }> {
+  const explored = new Map<string, Promise<Exploration>>([[x.platform, Promise.resolve(x)]])
+  const pick = (p: string | null): Promise<Exploration> | undefined => {
+    if (!p || p === x.platform) return explored.get(x.platform)
+    if (!o.platforms?.list.includes(p)) return undefined
+    let e = explored.get(p)
+    if (!e) {
+      e = o.platforms.explore(p)
+      explored.set(p, e)
+      e.catch(() => explored.delete(p))
+    }
+    return e
+  }
   const token = randomBytes(16).toString('hex')
   let port = 0
   // node:http is loaded here, not when the CLI starts.
@@ -153,15 +183,22 @@ export async function serveExploration(
     const given = Buffer.from(url.searchParams.get('token') ?? '')
     if (given.length !== token.length || !timingSafeEqual(given, Buffer.from(token))) return refuse('no valid token (use the URL ocikit printed)')
     if (req.method !== 'GET') return void res.writeHead(405).end()
-    const html = renderPage(x, url, token, o.diff)
-    if (html === undefined) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('no such page\n')
-    res.writeHead(200, {
-      'content-type': 'text/html; charset=utf-8',
-      'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-      'x-content-type-options': 'nosniff',
-      'referrer-policy': 'no-referrer',
-    })
-    res.end(html)
+    const chosen = pick(url.searchParams.get('platform'))
+    if (!chosen) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('no such platform in this index\n')
+    chosen.then(
+      (e) => {
+        const html = renderPage(e, url, token, e === x ? o.diff : undefined, o.platforms?.list)
+        if (html === undefined) return void res.writeHead(404, { 'content-type': 'text/plain' }).end('no such page\n')
+        res.writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+          'x-content-type-options': 'nosniff',
+          'referrer-policy': 'no-referrer',
+        })
+        res.end(html)
+      },
+      (e: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`could not explore that platform: ${esc(e.message)}\n`),
+    )
   })
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(o.port ?? 0, '127.0.0.1', () => resolve()))
   port = (server.address() as AddressInfo).port

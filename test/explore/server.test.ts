@@ -82,3 +82,33 @@ test('a file named like markup is shown as text', async (t) => {
   assert.ok(!page.body.includes(evil), 'never raw')
   assert.equal(esc(`a"b'c&<>`), 'a&quot;b&#39;c&amp;&lt;&gt;')
 })
+
+test('an index: the page offers its platforms, explores another on first visit, keeps the choice in its links; an unknown one is 404', async (t) => {
+  const { randomIndex } = await import('../../src/image/random.ts')
+  const { formatPlatform } = await import('../../src/image/platform.ts')
+  const idx = await randomIndex({ seed: 91, layers: 1 })
+  const children = (await idx.manifest()).manifests
+  const list = children.map((m) => formatPlatform(m.platform as import('../../src/documents/schemas.ts').Platform))
+  const first = await exploreImage(await idx.image(children[0]?.digest as import('../../src/digest.ts').Digest))
+  let explored = 0
+  const s = await serveExploration(first, {
+    platforms: {
+      list,
+      explore: async (p) => {
+        explored++
+        return exploreImage(await idx.image(children[list.indexOf(p)]?.digest as import('../../src/digest.ts').Digest))
+      },
+    },
+  })
+  t.after(() => s.close())
+  const home = await get(s.url)
+  const other = list.find((p) => p !== first.platform) as string
+  assert.ok(home.body.includes(`platform=${encodeURIComponent(other)}`), 'a link to the other platform')
+  const page = await get(`${s.url}&platform=${encodeURIComponent(other)}`)
+  assert.equal(page.status, 200)
+  assert.ok(page.body.includes(children[list.indexOf(other)]?.digest as string), 'that platform’s image')
+  assert.ok(page.body.includes(`platform=${encodeURIComponent(other)}`), 'its links keep the choice')
+  await get(`${s.url}&platform=${encodeURIComponent(other)}`)
+  assert.equal(explored, 1, 'explored once, then kept')
+  assert.equal((await get(`${s.url}&platform=linux%2Fs390x`)).status, 404)
+})

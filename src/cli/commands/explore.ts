@@ -1,11 +1,12 @@
 /** `ocikit explore`: what an image holds, layer by layer, where its bytes go and what it wastes. */
 import path from 'node:path'
 import { type Command, Option } from 'commander'
-import { readImage } from '../../api.ts'
+import { read, readImage } from '../../api.ts'
 import { defaultCacheDir } from '../../build/cache.ts'
 import type { Platform } from '../../documents/schemas.ts'
 import { diffExplorations, type Exploration, exploreImage } from '../../explore/analyze.ts'
 import { serveExploration } from '../../explore/server.ts'
+import { formatPlatform, parsePlatform } from '../../image/platform.ts'
 import { jsonOption, parseSize, platformOption, storeOptions } from '../options.ts'
 import { humanSize, printable, printJson } from '../output.ts'
 
@@ -97,7 +98,14 @@ export function register(program: Command): void {
         const x = await exploreImage(await readImage(name, { platform: o.platform, ...so }), { cacheDir })
         const diff = o.diff ? diffExplorations(await exploreImage(await readImage(o.diff, { platform: o.platform, ...so }), { cacheDir }), x) : undefined
         if (!o.report && !o.json && o.maxWasted === undefined) {
-          const served = await serveExploration(x, { port: o.port, diff: diff && o.diff ? { against: o.diff, changes: diff } : undefined })
+          // An index: the page offers its other platforms, each explored on first visit.
+          const top = await read(name, so)
+          const list = top.kind === 'index' ? (await top.manifest()).manifests.flatMap((m) => (m.platform ? [formatPlatform(m.platform)] : [])) : []
+          const platforms =
+            list.length > 1
+              ? { list, explore: async (p: string) => exploreImage(await readImage(name, { platform: parsePlatform(p), ...so }), { cacheDir }) }
+              : undefined
+          const served = await serveExploration(x, { port: o.port, diff: diff && o.diff ? { against: o.diff, changes: diff } : undefined, platforms })
           process.stdout.write(`${served.url}\n(the page answers only to this URL, on this machine; Ctrl-C stops it)\n`)
           if (o.open) openBrowser(served.url)
           await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()))
