@@ -242,7 +242,17 @@ export class LayerCache {
     const keptDiffIds = new Set(all.filter((r) => kept.has(r.digest)).map((r) => r.diffId))
     const statDir = path.join(this.dir, 'stat')
     for (const n of await fs.readdir(statDir).catch(() => [] as string[])) {
-      const d = HEX.test(n) ? await this.diffIdFor(n) : undefined
+      const st = await fs.lstat(path.join(statDir, n)).catch(() => undefined)
+      if (!st?.isFile()) continue
+      const age = Date.now() - st.mtimeMs
+      // Another build may be writing a record now (its temp file), or have just written one
+      // whose layer record this listing missed: spared, unless everything goes.
+      if (!HEX.test(n)) {
+        if (age > hour) await fs.rm(path.join(statDir, n), { force: true })
+        continue
+      }
+      if (maxBytes !== 0 && age < 10 * 60_000) continue
+      const d = await this.diffIdFor(n)
       if (!d || !keptDiffIds.has(d)) await fs.rm(path.join(statDir, n), { force: true })
     }
     return { layers: removed, bytes }
