@@ -9,17 +9,12 @@ import { execFile } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { cli, has, hasTime, median, root, work } from './common.ts'
 import { generateTree } from './gen-tree.ts'
 
 const run = promisify(execFile)
 const args = process.argv.slice(2)
 const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 5
-const root = path.resolve(import.meta.dirname, '..')
-const work = path.join(root, '.bench')
-const cli = path.join(root, 'bin/ocikit.js')
-const has = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, bin)))
-const hasTime = fs.existsSync('/usr/bin/time')
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 /** Runs a command; its wall time and (with /usr/bin/time) peak memory in MB. */
 async function measure(cmd: string, argv: string[]): Promise<{ s: number; mb?: number }> {

@@ -15,15 +15,11 @@ import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { BfcFile } from '../src/stores/bfc/container.ts'
 import { BfcWriter } from '../src/stores/bfc/writer.ts'
+import { cli, hasTime, median, root, work } from './common.ts'
 
 const run = promisify(execFile)
 const args = process.argv.slice(2)
 const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 5
-const root = path.resolve(import.meta.dirname, '..')
-const work = path.join(root, '.bench')
-const cli = path.join(root, 'bin/ocikit.js')
-const hasTime = fs.existsSync('/usr/bin/time')
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 async function timed(argv: string[]): Promise<{ seconds: number; peakMb: number }> {
   const start = performance.now()

@@ -19,6 +19,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { startRegistry } from '../test/helpers/registry.ts'
+import { cli, has, hasTime, median, root, work } from './common.ts'
 import { generateTree, touchTree } from './gen-tree.ts'
 
 const run = promisify(execFile)
@@ -27,22 +28,16 @@ const opt = (name: string, dflt: string) => (args.includes(`--${name}`) ? (args[
 const runs = Number(opt('runs', '5'))
 const mb = Number(opt('mb', '120'))
 const sizes = args.includes('--sizes') ? opt('sizes', '30,120,480').split(',').map(Number) : []
-const root = path.resolve(import.meta.dirname, '..')
-const work = path.join(root, '.bench')
-const cli = path.join(root, 'bin/ocikit.js')
 const containerify = path.join(root, 'node_modules', 'containerify', 'lib', 'cli.js')
-const has = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, bin)))
 if (!has('docker-registry')) {
   process.stdout.write('docker-registry not installed: no build benchmark\n')
   process.exit(0)
 }
 const peers = has('umoci') && has('skopeo')
 const hasContainerify = fs.existsSync(containerify)
-const hasTime = fs.existsSync('/usr/bin/time')
 
 const cleanups: (() => unknown)[] = []
 const ctx = { after: (f: () => unknown) => cleanups.push(f) } as unknown as import('node:test').TestContext
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 interface Sample {
   seconds: number

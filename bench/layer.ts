@@ -10,6 +10,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { has, hasTime, median, root, work } from './common.ts'
 import { generateTree } from './gen-tree.ts'
 
 const run = promisify(execFile)
@@ -17,10 +18,6 @@ const args = process.argv.slice(2)
 const opt = (name: string, dflt: number) => (args.includes(`--${name}`) ? Number(args[args.indexOf(`--${name}`) + 1]) : dflt)
 const mb = opt('mb', 120)
 const runs = opt('runs', 5)
-const root = path.resolve(import.meta.dirname, '..')
-const work = path.join(root, '.bench')
-const hasTime = fs.existsSync('/usr/bin/time')
-const has = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, bin)))
 
 function tree(size: number): string {
   const dir = path.join(work, `tree-${size}`)
@@ -47,8 +44,6 @@ async function timed(cmd: string, argv: string[]): Promise<{ sample: Sample; std
   const peakKb = hasTime ? Number(r.stderr.trim().split('\n').pop()) : Number.NaN
   return { sample: { seconds, peakMb: Number.isFinite(peakKb) ? peakKb / 1024 : undefined }, stdout: r.stdout }
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 
 /** One `ocikit layer create` run, through the installed command (bin/ocikit.js and the built dist/). */
 async function ocikitLayer(dir: string, compression: string, level = '', threads = ''): Promise<Sample> {

@@ -9,17 +9,14 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { startRegistry } from '../test/helpers/registry.ts'
+import { cli, has, median, root, work } from './common.ts'
 
 const run = promisify(execFile)
 const args = process.argv.slice(2)
 const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 5
-const root = path.resolve(import.meta.dirname, '..')
-const work = path.join(root, '.bench')
-const cli = path.join(root, 'bin/ocikit.js')
 // The single executable, when built (npm run build:sea): measured beside the installed CLI.
 const sea = path.join(root, 'dist', 'sea', `ocikit-linux-${process.arch}`)
 const hasSea = fs.existsSync(sea)
-const has = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, bin)))
 if (!has('docker-registry')) {
   process.stdout.write('docker-registry not installed: no registry benchmark\n')
   process.exit(0)
@@ -27,7 +24,6 @@ if (!has('docker-registry')) {
 
 const cleanups: (() => unknown)[] = []
 const ctx = { after: (f: () => unknown) => cleanups.push(f) } as unknown as import('node:test').TestContext
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 async function time(cmd: string, argv: string[]): Promise<number> {
   const t = performance.now()
   await run(cmd, argv, { maxBuffer: 1 << 24 })

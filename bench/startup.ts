@@ -8,15 +8,13 @@ import { execFile, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
+import { has, median, root, work } from './common.ts'
 
 const run = promisify(execFile)
 const args = process.argv.slice(2)
 const runs = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 20
-const root = path.resolve(import.meta.dirname, '..')
-const work = path.join(root, '.bench')
 const exe = path.join(root, 'dist', 'sea', `ocikit-linux-${process.arch}`)
 if (!fs.existsSync(exe)) execFileSync(process.execPath, [path.join(root, 'scripts', 'build-sea.ts')], { stdio: 'inherit' })
-const has = (bin: string) => (process.env.PATH ?? '').split(':').some((d) => fs.existsSync(path.join(d, bin)))
 const layout = path.join(work, 'startup-layout')
 if (!fs.existsSync(path.join(layout, 'index.json'))) {
   fs.mkdirSync(work, { recursive: true })
@@ -37,7 +35,6 @@ for (let i = 0; i < runs; i++) {
     times.set(name, [...(times.get(name) ?? []), performance.now() - t])
   }
 }
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 const target: Record<string, number> = { 'installed CLI --version': 90, 'single executable --version': 60 }
 process.stdout.write(`start-up benchmark: median of ${runs} runs, taking turns\n`)
 for (const [name] of cases) {
