@@ -7,7 +7,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import type { AddressInfo } from 'node:net'
-import type { Exploration, ExploredFile, FileChange } from './analyze.ts'
+import { type Exploration, type ExploredFile, type FileChange, removedBy } from './analyze.ts'
 
 /** HTML-escapes text from the image (names, link targets, history). */
 export function esc(s: string): string {
@@ -34,8 +34,7 @@ function mergedUpTo(x: Exploration, upto: number): Map<string, ExploredFile & { 
   for (const l of x.layers.slice(0, upto + 1)) {
     for (const f of l.files) {
       if (f.type === 'whiteout' || f.type === 'opaque') {
-        const dir = f.type === 'opaque' ? f.path.slice(0, f.path.lastIndexOf('/')) : f.path
-        for (const p of [...m.keys()]) if ((f.type === 'whiteout' && p === dir) || p.startsWith(`${dir}/`)) m.delete(p)
+        for (const p of removedBy(m, f)) m.delete(p)
         continue
       }
       m.set(f.path, { ...f, layer: l.index })

@@ -94,3 +94,21 @@ test('the layer indexes are kept by digest: a second exploration reads no layer,
   await fs.writeFile(path.join(cacheDir, f as string), '{"not":"a list"}')
   await assert.rejects(exploreImage(unreadable, { cacheDir }), /read a layer/)
 })
+
+test('what a whiteout removes: a file alone, a directory with what is under it (not a sibling of the same prefix), an opaque directory’s contents, the root’s', async () => {
+  const { removedBy } = await import('../../src/explore/analyze.ts')
+  const m = new Map([
+    ['a', { type: 'directory' }],
+    ['a/x', { type: 'file' }],
+    ['a/y', { type: 'directory' }],
+    ['a/y/z', { type: 'file' }],
+    ['a.txt', { type: 'file' }],
+    ['b', { type: 'file' }],
+  ])
+  const w = (path: string, type = 'whiteout') => ({ path, type, size: 0, mode: 0, uid: 0, gid: 0 })
+  assert.deepEqual(removedBy(m, w('b')), ['b'])
+  assert.deepEqual(removedBy(m, w('a')).sort(), ['a', 'a/x', 'a/y', 'a/y/z'])
+  assert.deepEqual(removedBy(m, w('a/.wh..wh..opq', 'opaque')).sort(), ['a/x', 'a/y', 'a/y/z'])
+  assert.deepEqual(removedBy(m, w('/.wh..wh..opq', 'opaque')).length, 6)
+  assert.deepEqual(removedBy(m, w('nothing')), [])
+})
