@@ -72,19 +72,28 @@ const COMPRESS_THRESHOLD = 64
 /** Times of the objects ocikit writes: the layout's files carry no time of their own. */
 const MTIME_NS = 0n
 
+/** What a write is given when it begins and keeps unchanged. */
+interface WriterSetup {
+  readonly name: string
+  /** The file's name, and the file written (the same, or a temp file beside a new one). */
+  readonly target: string
+  readonly file: string
+  readonly fh: fs.FileHandle
+  readonly isNew: boolean
+  /** Where this write's first object goes: where the file's valid part ended. */
+  readonly start: number
+  readonly release: () => Promise<void>
+  readonly o: BfcWriteOptions
+  readonly entries: Map<string, BfcEntry>
+  readonly key: Buffer | undefined
+  readonly salt: Buffer | undefined
+  readonly features: bigint
+}
+
 /** One write into a BFC file: begun, objects added, then finished or discarded. */
 export class BfcWriter {
   readonly name: string
-  readonly #target: string
-  readonly #file: string
-  readonly #fh: fs.FileHandle
-  readonly #isNew: boolean
-  readonly #start: number
-  readonly #release: () => Promise<void>
-  readonly #o: BfcWriteOptions
-  readonly #entries: Map<string, BfcEntry>
-  readonly #key: Buffer | undefined
-  readonly #salt: Buffer | undefined
+  readonly #s: WriterSetup
   #pos: number
   #features: bigint
   #done = false
@@ -93,33 +102,11 @@ export class BfcWriter {
   /** Objects are written one after another, whoever asks: each waits for the one before. */
   #queue: Promise<unknown> = Promise.resolve()
 
-  private constructor(v: {
-    name: string
-    target: string
-    file: string
-    fh: fs.FileHandle
-    isNew: boolean
-    start: number
-    release: () => Promise<void>
-    o: BfcWriteOptions
-    entries: Map<string, BfcEntry>
-    key: Buffer | undefined
-    salt: Buffer | undefined
-    features: bigint
-  }) {
-    this.name = v.name
-    this.#target = v.target
-    this.#file = v.file
-    this.#fh = v.fh
-    this.#isNew = v.isNew
-    this.#start = v.start
-    this.#pos = v.start
-    this.#release = v.release
-    this.#o = v.o
-    this.#entries = v.entries
-    this.#key = v.key
-    this.#salt = v.salt
-    this.#features = v.features
+  private constructor(s: WriterSetup) {
+    this.name = s.name
+    this.#s = s
+    this.#pos = s.start
+    this.#features = s.features
   }
 
   /**
@@ -188,12 +175,12 @@ export class BfcWriter {
 
   /** Whether the file holds `p` (before this write or added by it). */
   has(p: string): boolean {
-    return this.#entries.has(p)
+    return this.#s.entries.has(p)
   }
 
   /** The paths the file holds. */
   paths(): string[] {
-    return [...this.#entries.keys()]
+    return [...this.#s.entries.keys()]
   }
 
   /** Runs `f` after every object write asked for before it has ended. */
@@ -209,7 +196,7 @@ export class BfcWriter {
   }
 
   async #addDir(p: string): Promise<void> {
-    if (this.#entries.has(p)) return
+    if (this.#s.entries.has(p)) return
     this.#checkPath(p)
     const head = encodeObjectHead({ path: p, type: TYPE_DIR, mode: S_IFDIR | 0o755, mtimeNs: MTIME_NS, comp: 0, enc: 0, origSize: 0, crc: 0, encSize: 0 })
     await this.#write(head)
@@ -237,8 +224,8 @@ export class BfcWriter {
     const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     let stored = data
     let comp = 0
-    if (this.#o.compress && o.compressible && data.length >= COMPRESS_THRESHOLD) {
-      const z = zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: this.#o.level ?? 3 } })
+    if (this.#s.o.compress && o.compressible && data.length >= COMPRESS_THRESHOLD) {
+      const z = zlib.zstdCompressSync(data, { params: { [zlib.constants.ZSTD_c_compressionLevel]: this.#s.o.level ?? 3 } })
       if (z.length < data.length) {
         stored = z
         comp = 1
@@ -266,7 +253,7 @@ export class BfcWriter {
         cb(null, c)
       },
     })
-    const fh = this.#fh
+    const fh = this.#s.fh
     const syncs = this.#syncs
     const stored = new Transform({
       transform(c: Buffer, _e, cb) {
@@ -280,9 +267,9 @@ export class BfcWriter {
     })
     // One pipeline, so that reading the source, checksumming and writing overlap (1 MiB writes).
     // Its own descriptor (closed at the end, so that the pipeline can end); fsync of #fh covers it.
-    const out = createWriteStream(this.#file, { flags: 'r+', start: this.#pos, highWaterMark: 1 << 20 })
+    const out = createWriteStream(this.#s.file, { flags: 'r+', start: this.#pos, highWaterMark: 1 << 20 })
     try {
-      await pipeline([content, original, ...(this.#key ? [new EncryptStream(this.#key, p)] : []), stored, out])
+      await pipeline([content, original, ...(this.#s.key ? [new EncryptStream(this.#s.key, p)] : []), stored, out])
     } finally {
       this.#pos += out.bytesWritten
     }
@@ -291,7 +278,7 @@ export class BfcWriter {
 
   /** Writes a file object's header at `at`, now that its content is there, and records the entry. */
   async #writeHead(p: string, at: number, v: { comp: number; origSize: number; crc: number; encSize: number }): Promise<void> {
-    const enc = this.#key ? 1 : 0
+    const enc = this.#s.key ? 1 : 0
     const mode = S_IFREG | 0o644
     const head = encodeObjectHead({
       path: p,
@@ -304,7 +291,7 @@ export class BfcWriter {
       crc: v.crc,
       encSize: v.encSize,
     })
-    await this.#fh.write(head, 0, head.length, at)
+    await this.#s.fh.write(head, 0, head.length, at)
     if (v.comp) this.#features |= FEATURE_ZSTD
     this.#record({
       path: p,
@@ -330,8 +317,8 @@ export class BfcWriter {
     const at = this.#pos
     await this.#write(Buffer.alloc(align16(OBJECT_HEADER_SIZE + Buffer.byteLength(p))))
     let bytes = stored
-    if (this.#key) {
-      const cipher = new EncryptStream(this.#key, p)
+    if (this.#s.key) {
+      const cipher = new EncryptStream(this.#s.key, p)
       const parts: Buffer[] = []
       cipher.on('data', (c: Buffer) => parts.push(c))
       await new Promise<void>((resolve, reject) => cipher.once('end', resolve).once('error', reject).end(stored))
@@ -344,14 +331,14 @@ export class BfcWriter {
   async #write(b: Buffer): Promise<void> {
     let off = 0
     while (off < b.length) {
-      const { bytesWritten } = await this.#fh.write(b, off, b.length - off, this.#pos)
+      const { bytesWritten } = await this.#s.fh.write(b, off, b.length - off, this.#pos)
       off += bytesWritten
       this.#pos += bytesWritten
     }
   }
 
   #record(e: BfcEntry): void {
-    this.#entries.set(e.path, e)
+    this.#s.entries.set(e.path, e)
   }
 
   /** Writes the index and the footer (flushing the objects first), and renames a new file into place. */
@@ -360,20 +347,20 @@ export class BfcWriter {
     this.#done = true
     try {
       await Promise.all(this.#syncs)
-      const index = encodeIndex([...this.#entries.values()])
+      const index = encodeIndex([...this.#s.entries.values()])
       const indexAt = this.#pos
       await this.#write(index)
-      await this.#fh.sync()
+      await this.#s.fh.sync()
       await this.#write(encodeFooter(indexAt, index))
-      if (this.#isNew) await this.#fh.write(encodeHeader({ features: this.#features, salt: this.#salt }), 0, HEADER_SIZE, 0)
-      await this.#fh.sync()
-      await this.#fh.close()
-      if (this.#isNew) await fs.rename(this.#file, this.#target)
+      if (this.#s.isNew) await this.#s.fh.write(encodeHeader({ features: this.#features, salt: this.#s.salt }), 0, HEADER_SIZE, 0)
+      await this.#s.fh.sync()
+      await this.#s.fh.close()
+      if (this.#s.isNew) await fs.rename(this.#s.file, this.#s.target)
     } catch (e) {
       await this.#undo()
       throw e
     } finally {
-      await this.#release().catch(() => {})
+      await this.#s.release().catch(() => {})
     }
   }
 
@@ -385,18 +372,18 @@ export class BfcWriter {
     try {
       await this.#undo()
     } finally {
-      await this.#release().catch(() => {})
+      await this.#s.release().catch(() => {})
     }
   }
 
   async #undo(): Promise<void> {
-    if (this.#isNew) {
-      await this.#fh.close().catch(() => {})
-      await fs.rm(this.#file, { force: true })
+    if (this.#s.isNew) {
+      await this.#s.fh.close().catch(() => {})
+      await fs.rm(this.#s.file, { force: true })
       return
     }
-    await this.#fh.truncate(this.#start).catch(() => {})
-    await this.#fh.close().catch(() => {})
+    await this.#s.fh.truncate(this.#s.start).catch(() => {})
+    await this.#s.fh.close().catch(() => {})
   }
 }
 
