@@ -49,7 +49,11 @@ test('a holder killed right after making its lock directory (no time to do more)
   const started = Date.now()
   const release = await lockFile(file)
   assert.ok(Date.now() - started < 5_000, `took ${Date.now() - started} ms`)
-  assert.deepEqual((await fs.readdir(dir)).filter((n) => n.includes('abcd1234')), [], "the dead holder's claim is cleared")
+  assert.deepEqual(
+    (await fs.readdir(dir)).filter((n) => n.includes('abcd1234')),
+    [],
+    "the dead holder's claim is cleared",
+  )
   await release()
   assert.deepEqual(await fs.readdir(dir), [], 'the lock and its claim are gone after release')
 })
