@@ -2,7 +2,8 @@
 import { execFile } from 'node:child_process'
 import path from 'node:path'
 
-const MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts')
+/** The CLI's entry, run from source. */
+export const CLI_MAIN = path.resolve(import.meta.dirname, '../../src/cli/main.ts')
 
 /** Result of one CLI run. */
 export interface CliResult {
@@ -16,7 +17,7 @@ export function ocikit(args: string[], opts: { cwd?: string; env?: NodeJS.Proces
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
-      [MAIN, ...args],
+      [CLI_MAIN, ...args],
       { cwd: opts.cwd, env: { ...process.env, ...opts.env }, maxBuffer: 64 << 20 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0

@@ -23,11 +23,15 @@ export function seeded(seed: number): () => number {
   }
 }
 
-/** Starts the proxy for `upstream` (`127.0.0.1:PORT`); `rate` is the share of requests that meet a fault. */
+/**
+ * Starts the proxy for `upstream` (`127.0.0.1:PORT`); `rate` is the share of requests that meet a
+ * fault. `before`, if given, is awaited before a request without a fault is passed on (a test's
+ * hook: hold a request, or act when one arrives).
+ */
 export async function startFaultProxy(
   t: TestContext,
   upstream: string,
-  o: { seed: number; rate: number },
+  o: { seed: number; rate: number; before?: (req: http.IncomingMessage) => Promise<void> | void },
 ): Promise<{ host: string; injected: Map<FaultKind, number>; requests: () => number }> {
   const draw = seeded(o.seed)
   const injected = new Map<FaultKind, number>()
@@ -107,6 +111,7 @@ export async function startFaultProxy(
       req.pipe(up)
     }
     if (fault === 'slow') setTimeout(forward, 200)
+    else if (o.before) Promise.resolve(o.before(req)).then(forward, () => req.socket.destroy())
     else forward()
   })
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', () => done()))

@@ -4,6 +4,7 @@
  * of it; and a fake server for responses no real registry should send.
  */
 import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
 import fs from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
@@ -18,7 +19,8 @@ import { createHttpClient } from '../../src/http/http.ts'
 import { MemoryBlobSource, randomImage, randomIndex } from '../../src/image/random.ts'
 import { SourceImage } from '../../src/image/view.ts'
 import { RegistryClient } from '../../src/stores/registry/client.ts'
-import { ocikit } from '../helpers/cli.ts'
+import { CLI_MAIN, ocikit } from '../helpers/cli.ts'
+import { startFaultProxy } from '../helpers/fault-proxy.ts'
 import { needPeers } from '../helpers/peers.ts'
 import { freePort, startRegistry } from '../helpers/registry.ts'
 import { sharedLayerIndex } from '../helpers/shared-index.ts'
@@ -577,6 +579,41 @@ describe('registry: interrupted push', needPeers('docker-registry'), () => {
     assert.equal(await c.headManifest('v1'), undefined, 'no tag for a partial push')
     await write(`${r.host}/app:v1`, img, { registry: fast })
     assert.equal((await c.headManifest('v1'))?.digest, await img.digest())
+  })
+  test('Ctrl-C (SIGINT) during a CLI push over an existing tag: the tag still names the image it named, the exit says why', {
+    timeout: 60_000,
+  }, async (t) => {
+    const r = await startRegistry(t)
+    const dir = await tempDir(t)
+    const old = await randomImage({ seed: 81, layers: 1 })
+    await write(`${r.host}/app:v1`, old, { registry: fast })
+    const next = await randomImage({ seed: 82, layers: 3, layerSize: 300_000, compression: 'none' })
+    await write(`oci:${dir}/layout:next`, next)
+    let child: ChildProcess | undefined
+    let uploads = 0
+    // The first blob upload that reaches the registry is the moment: SIGINT, then let it through.
+    const proxy = await startFaultProxy(t, r.host, {
+      seed: 1,
+      rate: 0,
+      before: async (req) => {
+        if (req.method === 'PUT' && /\/manifests\//.test(req.url ?? '')) throw new Error('a manifest was put')
+        if (!/\/blobs\/uploads\//.test(req.url ?? '') || uploads++ > 0) return
+        child?.kill('SIGINT')
+        await new Promise((res) => setTimeout(res, 300))
+      },
+    })
+    child = spawn(process.execPath, [CLI_MAIN, 'copy', `oci:${dir}/layout:next`, `${proxy.host}/app:v1`], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString()
+    })
+    const code = await new Promise<number | null>((res) => child?.on('exit', (c) => res(c)))
+    assert.ok(uploads > 0, 'the push had begun')
+    assert.notEqual(code, 0)
+    assert.match(stderr, /interrupted/)
+    assert.match(stderr, /ABORTED|aborted/)
+    const c = new RegistryClient(r.host, 'app', fast)
+    assert.equal((await c.headManifest('v1'))?.digest, await old.digest(), 'v1 still names the old image')
   })
 })
 
