@@ -50,23 +50,20 @@ async function describeView(x: ImageOrIndex): Promise<{ d: Descriptor; bytes: Ui
 }
 
 function putBlob(w: Walk, d: Descriptor, open: () => Promise<Readable>, origin: BlobSource | undefined, commitAfter?: Promise<unknown>): Promise<void> {
-  return w.once.run(d.digest, () =>
-    w.transfers.run(() =>
-      w.limit(async () => {
-        w.o.signal.throwIfAborted()
-        let how: Awaited<ReturnType<ImageSink['putBlob']>>
-        try {
-          how = await w.sink.putBlob(d, open, { signal: w.o.signal, taps: progressTap(d.digest, d.size, w.o.onProgress), commitAfter, origin })
-        } catch (e) {
-          // A non-distributable layer may legitimately be absent from the source.
-          if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
-          throw e
-        }
-        w.needed.set(d.digest, d)
-        w.o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'written', mounted: how === 'mounted' })
-      }),
-    ),
-  )
+  return w.once.run(d.digest, () => w.transfers.run(() => w.limit(() => (w.sink.sharedLimit ? w.sink.sharedLimit(() => transfer()) : transfer()))))
+  async function transfer(): Promise<void> {
+    w.o.signal.throwIfAborted()
+    let how: Awaited<ReturnType<ImageSink['putBlob']>>
+    try {
+      how = await w.sink.putBlob(d, open, { signal: w.o.signal, taps: progressTap(d.digest, d.size, w.o.onProgress), commitAfter, origin })
+    } catch (e) {
+      // A non-distributable layer may legitimately be absent from the source.
+      if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
+      throw e
+    }
+    w.needed.set(d.digest, d)
+    w.o.onBlob?.({ digest: d.digest, size: d.size, existed: how !== 'written', mounted: how === 'mounted' })
+  }
 }
 
 /** Puts an image's config and layers (not its manifest). */

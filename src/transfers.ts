@@ -1,3 +1,6 @@
+import path from 'node:path'
+import pLimit, { type LimitFunction } from 'p-limit'
+
 /**
  * The transfers of one write (into a layout, or a push to a registry), stopped together: the
  * first failure stops the others, and the write reports it only once they have all settled, so
@@ -39,3 +42,23 @@ export class TransferGroup {
     return this.#stop.signal.reason
   }
 }
+
+const placeLimits = new Map<string, LimitFunction>()
+
+/**
+ * The limit on blob transfers to one place (a registry host, a layout directory) shared by every
+ * write of this process: `n` at once, the rest queued. Writes at once each have their own limit
+ * too (4 by default); without this one, a hundred writes would hold four hundred sources open,
+ * each with its read buffer full, while they waited for connections or the disk (over 700 MiB in
+ * the load run of docs/reliability.md). `key` names the place (`registry HOST`, `layout DIR`).
+ */
+export function placeLimit(key: string, n: number): LimitFunction {
+  const known = placeLimits.get(key)
+  if (known) return known
+  const l = pLimit(n)
+  placeLimits.set(key, l)
+  return l
+}
+
+/** The {@link placeLimit} key of a directory on disk: its absolute path. */
+export const directoryKey = (kind: string, dir: string): string => `${kind} ${path.resolve(dir)}`

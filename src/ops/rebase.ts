@@ -80,7 +80,7 @@ export function rebaseConfig(own: ContainerConfig, oldBase: ContainerConfig, new
 export async function rebase(img: Image, oldBase: Image, newBase: Image, o: RebaseOptions = {}): Promise<Image> {
   const name = o.names?.image ?? `image ${await img.digest()}`
   const oldName = o.names?.oldBase ?? `image ${await oldBase.digest()}`
-  const [mine, old, next] = await Promise.all([img.manifest(), oldBase.manifest(), newBase.manifest()])
+  const [mine, old] = await Promise.all([img.manifest(), oldBase.manifest(), newBase.manifest()])
   if (old.layers.length > mine.layers.length) {
     throw new OcikitError('INVALID_ARGUMENT', `${oldName} has ${old.layers.length} layers, more than ${name} (${mine.layers.length}): it is not its base`)
   }

@@ -5,6 +5,7 @@
  * more (a registry mounts and HEADs; a layout renews, locks and renames).
  */
 import type { Readable } from 'node:stream'
+import type { LimitFunction } from 'p-limit'
 import type { Digest } from '../digest.ts'
 import type { Descriptor } from '../documents/schemas.ts'
 import type { BlobSource, ImageOrIndex, IoOptions } from '../image/types.ts'
@@ -116,6 +117,12 @@ export interface ImageSink {
   readonly name: string
   /** Blobs this sink takes at once, when it has a preference (else 4). */
   readonly concurrency?: number | undefined
+  /**
+   * A limit on blob transfers shared by every write of this process to the same place, when
+   * the place has one (a registry: its connections are shared). A write's own limit comes first,
+   * then this one; so fifty writes at once hold fifty times four sources open only up to it.
+   */
+  readonly sharedLimit?: LimitFunction | undefined
   /** Whether non-distributable ("foreign") layers are copied when the source has them (registries leave them where their urls say). */
   readonly copiesForeignLayers: boolean
   /**

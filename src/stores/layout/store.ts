@@ -1,15 +1,17 @@
 /** Reading, writing and tagging images in an OCI layout. */
 import fs from 'node:fs/promises'
 import type { Readable } from 'node:stream'
+import type { LimitFunction } from 'p-limit'
 import type { Digest } from '../../digest.ts'
 import { isImageConfigType } from '../../documents/media-types.ts'
-import type { Descriptor, Index } from '../../documents/schemas.ts'
+import type { Descriptor } from '../../documents/schemas.ts'
 import { detectManifestType, parseJsonBytes } from '../../documents/validate.ts'
 import { NotFoundError, OcikitError } from '../../errors.ts'
 import type { ImageOrIndex, IoOptions } from '../../image/types.ts'
 import { openView } from '../../image/view.ts'
 import type { LayoutName } from '../../name/parse.ts'
 import { formatName } from '../../name/parse.ts'
+import { directoryKey, placeLimit } from '../../transfers.ts'
 import { addEntry, findInIndex, type IndexRef, REF_NAME, tagList, tagOf } from '../oci-index.ts'
 import type { CommitResult, ImageSink, ListedEntry, PutBlobOptions, PutOutcome, Store } from '../types.ts'
 import { fsckLayout } from './fsck.ts'
@@ -54,6 +56,9 @@ class BlobsGone {
   }
 }
 
+/** Blobs written at once into one layout from this process, over all its writes (see placeLimit). */
+const BLOBS_PER_LAYOUT = 16
+
 /**
  * Writes into a layout, under a tag or by digest alone (`index.json` gets an untagged entry). The
  * layout is created on the first blob, so a write that fails before it leaves no directory.
@@ -67,6 +72,7 @@ class BlobsGone {
 export class LayoutSink implements ImageSink {
   readonly name: string
   readonly copiesForeignLayers = true
+  readonly sharedLimit: LimitFunction
   readonly #dir: string
   readonly #tag: string | undefined
   #layout: Promise<{ layout: OciLayout; created: boolean }> | undefined
@@ -76,6 +82,7 @@ export class LayoutSink implements ImageSink {
     this.#dir = dir
     this.#tag = tag
     this.name = name
+    this.sharedLimit = placeLimit(directoryKey('layout', dir), BLOBS_PER_LAYOUT)
   }
 
   #open(): Promise<OciLayout> {

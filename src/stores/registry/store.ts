@@ -1,6 +1,7 @@
 /** Reading and writing images in a registry repository, as lazy views and a pushing writer. */
 import type { Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
+import type { LimitFunction } from 'p-limit'
 import type { Digest } from '../../digest.ts'
 import { isIndexType, isManifestType } from '../../documents/media-types.ts'
 import type { Descriptor } from '../../documents/schemas.ts'
@@ -10,9 +11,17 @@ import type { BlobSource, ImageOrIndex, IoOptions } from '../../image/types.ts'
 import { SourceImage, SourceIndex } from '../../image/view.ts'
 import { formatName, type RegistryName } from '../../name/parse.ts'
 import { chain } from '../../streams.ts'
+import { placeLimit } from '../../transfers.ts'
 import type { CommitResult, ImageSink, PutBlobOptions, PutOutcome, Store } from '../types.ts'
 import { RegistryClient } from './client.ts'
 import type { RegistryOptions } from './transport.ts'
+
+/**
+ * Blob uploads at once to one registry from this process, over all its writes: half the
+ * connections it shares per host (32, src/http/http.ts), so that downloads and manifests from the
+ * same host still get through.
+ */
+const UPLOADS_PER_REGISTRY = 16
 
 /** A BlobSource over one registry repository. */
 export class RegistryBlobSource implements BlobSource {
@@ -54,6 +63,7 @@ export class RegistrySink implements ImageSink {
   readonly copiesForeignLayers = false
   readonly prefersCompressedLayers = true
   readonly concurrency: number | undefined
+  readonly sharedLimit: LimitFunction
   readonly #client: RegistryClient
   readonly #tag: string | undefined
   constructor(client: RegistryClient, tag: string | undefined, name = client.name) {
@@ -61,6 +71,7 @@ export class RegistrySink implements ImageSink {
     this.#tag = tag
     this.name = name
     this.concurrency = client.t.o.concurrency
+    this.sharedLimit = placeLimit(`registry ${client.t.registry}`, UPLOADS_PER_REGISTRY)
   }
 
   async putBlob(d: Descriptor, open: () => Promise<Readable>, o: PutBlobOptions): Promise<PutOutcome> {
