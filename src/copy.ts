@@ -53,9 +53,17 @@ function putBlob(w: Walk, d: Descriptor, open: () => Promise<Readable>, origin: 
   return w.once.run(d.digest, () => w.transfers.run(() => w.limit(() => (w.sink.sharedLimit ? w.sink.sharedLimit(() => transfer()) : transfer()))))
   async function transfer(): Promise<void> {
     w.o.signal.throwIfAborted()
+    const put = () => w.sink.putBlob(d, open, { signal: w.o.signal, taps: progressTap(d.digest, d.size, w.o.onProgress), commitAfter, origin })
     let how: Awaited<ReturnType<ImageSink['putBlob']>>
     try {
-      how = await w.sink.putBlob(d, open, { signal: w.o.signal, taps: progressTap(d.digest, d.size, w.o.onProgress), commitAfter, origin })
+      how = await put().catch((e: unknown) => {
+        // Bytes that arrived wrong (a flipped bit on the way, a proxy that cut them short) were
+        // not kept; they are read once more from the source, which usually serves them right.
+        // Wrong twice: the source itself holds them wrong, and that is the error.
+        if (!(isOcikitError(e, 'DIGEST_MISMATCH') || isOcikitError(e, 'SIZE_MISMATCH')) || w.o.signal.aborted) throw e
+        w.o.onNotice?.(`${(e as Error).message}; reading ${d.digest} again`)
+        return put()
+      })
     } catch (e) {
       // A non-distributable layer may legitimately be absent from the source.
       if (isOcikitError(e, 'BLOB_UNKNOWN') && isNondistributableType(d.mediaType)) return
@@ -151,8 +159,6 @@ export interface CopyOptions extends WriteOptions, ConvertOptions {
   registry?: RegistryOptions | undefined
   /** The key of encrypted `bfc:` files (source or destination), and whether a new one is encrypted or compressed. */
   bfc?: BfcOptions | undefined
-  /** Told what the copy decided on its own (compressing a docker-save archive's layers for a registry). */
-  onNotice?: ((message: string) => void) | undefined
 }
 
 /**

@@ -26,6 +26,8 @@ export interface WriteOptions extends IoOptions {
   concurrency?: number | undefined
   /** Called once per config and layer blob: written, or skipped because present (or mounted). */
   onBlob?: ((e: BlobEvent) => void) | undefined
+  /** Told what the write decided on its own: a blob read again after it arrived corrupt; for `copy`, a docker-save archive's layers compressed for a registry. */
+  onNotice?: ((message: string) => void) | undefined
 }
 
 /** One image or index a store lists, under a tag or by digest alone. */
